@@ -1,0 +1,185 @@
+package ingest
+
+import (
+	"bytes"
+	stdjson "encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+)
+
+// DecodeError says why a request body was refused. Its message is meant for
+// the client: it names the entry (as Data[N], counting from 0) and the field
+// at fault.
+type DecodeError struct {
+	Msg string
+}
+
+func (e *DecodeError) Error() string { return e.Msg }
+
+func decodeErrorf(format string, args ...any) *DecodeError {
+	return &DecodeError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// requestBody is the shape of a POST body. Data is a pointer so that a missing
+// or null "Data" can be told apart from an empty array.
+type requestBody struct {
+	Data *[]Parcel `json:"Data"`
+}
+
+// Decode parses and validates a whole request body. It returns every parcel,
+// or none and a *DecodeError: a body is accepted whole or refused whole.
+// Field names match case-insensitively, as with encoding/json, and unknown
+// fields are ignored.
+//
+// body is only read during the call; the returned parcels own their strings.
+func Decode(body []byte) ([]Parcel, error) {
+	var req requestBody
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, diagnose(body, err)
+	}
+	if req.Data == nil {
+		// Missing, or null: diagnose tells which.
+		return nil, diagnose(body, nil)
+	}
+	parcels := *req.Data
+	for i := range parcels {
+		if err := validate(i, &parcels[i]); err != nil {
+			return nil, err
+		}
+	}
+	return parcels, nil
+}
+
+// validate checks what the JSON types alone cannot: required fields and the
+// timestamp format.
+func validate(i int, p *Parcel) error {
+	if p.ID == "" {
+		return decodeErrorf(`Data[%d]: "id" is missing or empty`, i)
+	}
+	if p.Time == "" {
+		return decodeErrorf(`Data[%d]: "time" is missing or empty`, i)
+	}
+	if _, err := time.Parse(time.RFC3339, p.Time); err != nil {
+		return decodeErrorf(`Data[%d]: "time" %s is not an RFC 3339 timestamp (want e.g. "2017-01-01T00:00:01Z")`, i, quoteShort(p.Time))
+	}
+	return nil
+}
+
+// diagnose explains why body was refused. It runs only on the error path, so
+// it favours clear messages over speed: it walks the body again with
+// encoding/json, whose errors carry byte offsets, and names the first entry
+// and field that is wrong. fastErr is the fast decoder's error, reported when
+// the walk finds nothing more precise.
+func diagnose(body []byte, fastErr error) *DecodeError {
+	var top map[string]stdjson.RawMessage
+	if err := stdjson.Unmarshal(body, &top); err != nil {
+		var syn *stdjson.SyntaxError
+		var typ *stdjson.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return decodeErrorf("malformed JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
+		case errors.As(err, &typ):
+			return decodeErrorf(`body must be a JSON object like {"Data":[...]}, got %s`, typ.Value)
+		default:
+			return decodeErrorf("malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+	}
+	if top == nil {
+		return decodeErrorf(`body must be a JSON object like {"Data":[...]}, got null`)
+	}
+	data, ok := lookupFold(top, "Data")
+	if !ok {
+		return decodeErrorf(`"Data" is missing: want {"Data":[...]}`)
+	}
+	if kind := jsonKind(data); kind != "array" {
+		return decodeErrorf(`"Data" must be an array, got %s`, kind)
+	}
+	var entries []stdjson.RawMessage
+	if err := stdjson.Unmarshal(data, &entries); err != nil {
+		return decodeErrorf(`"Data": %s`, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	for i, entry := range entries {
+		if kind := jsonKind(entry); kind != "object" {
+			return decodeErrorf("Data[%d] must be an object, got %s", i, kind)
+		}
+		var fields map[string]stdjson.RawMessage
+		if err := stdjson.Unmarshal(entry, &fields); err != nil {
+			return decodeErrorf("Data[%d]: %s", i, strings.TrimPrefix(err.Error(), "json: "))
+		}
+		for _, name := range [...]string{"id", "time", "data"} {
+			v, ok := lookupFold(fields, name)
+			if !ok {
+				continue
+			}
+			if kind := jsonKind(v); kind != "string" && kind != "null" {
+				return decodeErrorf("Data[%d]: %q must be a string, got %s", i, name, kind)
+			}
+		}
+	}
+	if fastErr != nil {
+		return decodeErrorf("cannot decode body: %s", strings.TrimPrefix(fastErr.Error(), "json: "))
+	}
+	return decodeErrorf(`"Data" must be an array, got null`)
+}
+
+// lookupFold finds key in m as encoding/json matches struct fields: an exact
+// match first, otherwise any case-insensitive one.
+func lookupFold(m map[string]stdjson.RawMessage, key string) (stdjson.RawMessage, bool) {
+	if v, ok := m[key]; ok {
+		return v, true
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// jsonKind names the type of a syntactically valid JSON value.
+func jsonKind(v []byte) string {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// quoteShort quotes s for an error message, cut to a length that keeps a
+// hostile client from making the server echo megabytes back.
+func quoteShort(s string) string {
+	const max = 64
+	if len(s) > max {
+		return fmt.Sprintf("%q...", s[:max])
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// warmupBody is a small valid body used by WarmDecoder.
+const warmupBody = `{"Data":[{"id":"1","time":"2017-01-01T00:00:01Z","data":"abc"}]}`
+
+// WarmDecoder compiles the decoder for the request type before the first
+// request arrives. go-json builds its per-type decoder lazily and caches it;
+// doing that once at startup keeps the first requests fast and keeps the
+// cache's first fill away from concurrent handlers (goccy/go-json#495).
+func WarmDecoder() error {
+	_, err := Decode([]byte(warmupBody))
+	return err
+}

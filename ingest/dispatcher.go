@@ -1,0 +1,203 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fastingest/fastingest/internal/ratelog"
+)
+
+// ErrClosed is returned by Submit once Shutdown has begun.
+var ErrClosed = errors.New("ingest: shutting down, not accepting parcels")
+
+// Config sizes a Dispatcher.
+type Config struct {
+	// MaxQueue is the capacity of the global task queue (MAX_QUEUE).
+	MaxQueue int
+	// MaxWorkers is the number of workers (MAX_WORKERS).
+	MaxWorkers int
+	// Sink stores the tasks.
+	Sink Sink
+	// Logger receives errors and, at debug level, a line per task. Nil
+	// discards everything.
+	Logger *slog.Logger
+}
+
+// Dispatcher owns the global task queue and the worker pool.
+//
+// Unlike the reference design, whose dispatcher starts a goroutine per task to
+// wait for a free worker, this dispatcher waits for a ready worker itself.
+// The queue therefore fills up when workers fall behind, Submit blocks
+// (backpressure reaches the HTTP clients), and the number of pending tasks is
+// bounded by MaxQueue + MaxWorkers instead of growing as a pile of goroutines.
+type Dispatcher struct {
+	queue   chan Task      // the global task queue, cap MaxQueue
+	pool    chan chan Task // task channels of ready workers, cap MaxWorkers
+	workers []*Worker
+	sink    Sink
+	log     *slog.Logger
+
+	// gate lets Shutdown wait for every Submit in progress before it
+	// closes the queue: Submit holds it shared, Shutdown exclusively.
+	gate   sync.RWMutex
+	closed bool // guarded by gate
+
+	storeCtx    context.Context // cancelled when a shutdown deadline passes
+	cancelStore context.CancelFunc
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	workersWG sync.WaitGroup
+	done      chan struct{} // closed when the dispatcher and all workers have exited
+
+	accepted   atomic.Uint64
+	completed  atomic.Uint64
+	failed     atomic.Uint64
+	busy       atomic.Int64
+	sinkErrors *ratelog.Limiter
+}
+
+// New builds a Dispatcher; Start sets it running.
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.MaxQueue < 1 {
+		return nil, fmt.Errorf("ingest: MaxQueue must be at least 1, got %d", cfg.MaxQueue)
+	}
+	if cfg.MaxWorkers < 1 {
+		return nil, fmt.Errorf("ingest: MaxWorkers must be at least 1, got %d", cfg.MaxWorkers)
+	}
+	if cfg.Sink == nil {
+		return nil, errors.New("ingest: Sink is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{
+		queue:      make(chan Task, cfg.MaxQueue),
+		pool:       make(chan chan Task, cfg.MaxWorkers),
+		sink:       cfg.Sink,
+		log:        log,
+		done:       make(chan struct{}),
+		sinkErrors: ratelog.New(10 * time.Second),
+	}
+	d.storeCtx, d.cancelStore = context.WithCancel(context.Background())
+	d.workers = make([]*Worker, cfg.MaxWorkers)
+	for i := range d.workers {
+		d.workers[i] = newWorker(i+1, d.pool, d, d.workersWG.Done)
+	}
+	return d, nil
+}
+
+// Start starts the workers and the dispatcher loop. Calling it again does
+// nothing.
+func (d *Dispatcher) Start() {
+	d.startOnce.Do(func() {
+		d.workersWG.Add(len(d.workers))
+		for _, w := range d.workers {
+			w.Start()
+		}
+		go d.run()
+	})
+}
+
+// run hands tasks from the global queue to ready workers until the queue is
+// closed and empty, then stops the workers and waits for them.
+func (d *Dispatcher) run() {
+	defer close(d.done)
+	for {
+		// Take a ready worker before a task, so that a task is never held
+		// outside the queue waiting for someone to run it.
+		ready := <-d.pool
+		t, ok := <-d.queue
+		if !ok {
+			break
+		}
+		ready <- t
+	}
+	for _, w := range d.workers {
+		w.Stop()
+	}
+	d.workersWG.Wait()
+}
+
+// Submit queues one task per parcel, all received at received. It blocks
+// while the queue is full (backpressure) and returns once every task is
+// queued, or ErrClosed, queueing nothing, when Shutdown has begun.
+//
+// Each task points at its own element of parcels, so parcels must not be
+// modified or reused after Submit returns: the workers own them now.
+func (d *Dispatcher) Submit(received time.Time, parcels []Parcel) error {
+	d.gate.RLock()
+	defer d.gate.RUnlock()
+	if d.closed {
+		return ErrClosed
+	}
+	for i := range parcels {
+		// Counted before the send so that accepted ≥ completed + failed
+		// holds at every instant.
+		d.accepted.Add(1)
+		// &parcels[i], not the address of a range variable: each task
+		// refers to a distinct parcel.
+		d.queue <- Task{Received: received, Parcel: &parcels[i]}
+	}
+	return nil
+}
+
+// Shutdown stops accepting parcels, lets every Submit in progress finish,
+// waits until every queued task has been stored, then stops the workers. If
+// ctx ends first it cancels the sinks' context and returns an error saying
+// how many accepted parcels were not completed. It is safe to call more than
+// once and from several goroutines.
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	d.Start() // a dispatcher that never ran still has to drain its queue
+	d.closeOnce.Do(func() {
+		go func() {
+			d.gate.Lock()
+			d.closed = true
+			d.gate.Unlock()
+			close(d.queue)
+		}()
+	})
+	select {
+	case <-d.done:
+		return nil
+	case <-ctx.Done():
+		d.cancelStore()
+		return fmt.Errorf("ingest: %d accepted parcels not completed: %w", d.Stats().InFlight(), ctx.Err())
+	}
+}
+
+// Stats is a snapshot of a Dispatcher's counters.
+type Stats struct {
+	Accepted    uint64 // parcels queued, or being queued, since start
+	Completed   uint64 // parcels the sink stored
+	Failed      uint64 // parcels the sink refused or panicked on
+	Queued      int    // tasks waiting in the global queue
+	QueueCap    int    // MaxQueue
+	BusyWorkers int    // workers storing a task right now
+	Workers     int    // MaxWorkers
+}
+
+// InFlight is the number of accepted parcels not yet completed or failed.
+func (s Stats) InFlight() uint64 { return s.Accepted - s.Completed - s.Failed }
+
+// Stats returns the current counters. Completed and failed are read before
+// accepted, so Accepted ≥ Completed + Failed holds in every snapshot.
+func (d *Dispatcher) Stats() Stats {
+	completed := d.completed.Load()
+	failed := d.failed.Load()
+	return Stats{
+		Completed:   completed,
+		Failed:      failed,
+		Accepted:    d.accepted.Load(),
+		Queued:      len(d.queue),
+		QueueCap:    cap(d.queue),
+		BusyWorkers: int(d.busy.Load()),
+		Workers:     len(d.workers),
+	}
+}

@@ -1,0 +1,95 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Worker stores tasks one at a time. At the top of its loop it offers its own
+// task channel to the dispatcher's pool of ready workers, then blocks until
+// the dispatcher sends it a task or it is told to quit.
+type Worker struct {
+	id    int
+	tasks chan Task        // unbuffered: a send is a hand-off to this worker
+	pool  chan<- chan Task // where the worker announces it is ready
+	quit  chan struct{}    // closed by Stop
+	stop  sync.Once        // guards close(quit)
+	d     *Dispatcher      // sink, counters and logger
+	done  func()           // called once when the loop exits
+	trace bool             // log every task (LOG_LEVEL=debug)
+}
+
+func newWorker(id int, pool chan<- chan Task, d *Dispatcher, done func()) *Worker {
+	return &Worker{
+		id:    id,
+		tasks: make(chan Task),
+		pool:  pool,
+		quit:  make(chan struct{}),
+		d:     d,
+		done:  done,
+		trace: d.log.Enabled(context.Background(), slog.LevelDebug),
+	}
+}
+
+// Start runs the worker's loop in its own goroutine.
+func (w *Worker) Start() {
+	go w.loop()
+}
+
+// Stop tells the worker to quit once it is idle. A task the worker is
+// processing is finished first. Stop is safe to call more than once.
+func (w *Worker) Stop() {
+	w.stop.Do(func() { close(w.quit) })
+}
+
+func (w *Worker) loop() {
+	defer w.done()
+	for {
+		// The pool has room for every worker and a worker offers itself
+		// at most once per task, so this send never blocks.
+		w.pool <- w.tasks
+		select {
+		case t := <-w.tasks:
+			w.process(t)
+		case <-w.quit:
+			return
+		}
+	}
+}
+
+func (w *Worker) process(t Task) {
+	d := w.d
+	d.busy.Add(1)
+	if w.trace {
+		d.log.Debug("Worker " + strconv.Itoa(w.id) + ": Received Task with Parcel " + t.Parcel.ID)
+	}
+	err := w.store(t)
+	if err != nil {
+		d.failed.Add(1)
+		if ok, suppressed := d.sinkErrors.Allow(); ok {
+			d.log.Error("sink failed to store parcel; it is counted as failed",
+				"parcel", t.Parcel.ID, "err", err, "suppressed_since_last", suppressed)
+		}
+	} else {
+		d.completed.Add(1)
+		if w.trace {
+			d.log.Debug("Task: Completed for Parcel " + t.Parcel.ID + " (" + time.Since(t.Received).String() + ")")
+		}
+	}
+	d.busy.Add(-1)
+}
+
+// store calls the sink, turning a panic into an error so that one bad parcel
+// or sink bug cannot take the process (and every queued parcel) down.
+func (w *Worker) store(t Task) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sink panicked: %v", r)
+		}
+	}()
+	return w.d.sink.Store(w.d.storeCtx, t)
+}
