@@ -1,0 +1,128 @@
+// Command fastingest is a high-throughput HTTP JSON ingestion server: clients
+// POST batches of parcels to /, every parcel becomes a task on one bounded
+// global queue, and a pool of workers stores the tasks in a sink.
+//
+// main only turns flags and the environment into configuration, builds the
+// parts, waits for a signal and shuts down in order: listener first, then the
+// queue, so that every accepted parcel reaches the sink or is counted.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/server"
+	"github.com/fastingest/fastingest/sink"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stderr))
+}
+
+// run starts fastingest and returns its exit code: 0 after a clean shutdown,
+// 1 on a runtime failure or an unfinished drain, 2 on invalid configuration.
+func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) int {
+	cfg, err := loadConfig(args, lookupEnv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "fastingest:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	store, err := newSink(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "fastingest:", err)
+		return 2
+	}
+	dispatcher, err := ingest.New(ingest.Config{
+		MaxQueue: cfg.MaxQueue, MaxWorkers: cfg.MaxWorkers, Sink: store, Logger: log,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "fastingest:", err)
+		return 2
+	}
+	srv, err := server.New(server.Config{MaxBodyBytes: cfg.MaxBodyBytes, Logger: log}, dispatcher)
+	if err != nil {
+		fmt.Fprintln(stderr, "fastingest:", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
+		return 1
+	}
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+
+	dispatcher.Start()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("fastingest listening", append([]any{"listen", ln.Addr().String()}, cfg.logAttrs()...)...)
+
+	code := 0
+	select {
+	case sig := <-signals:
+		log.Info("shutting down: no longer ready, draining requests and queue", "signal", sig.String(),
+			"timeout", cfg.ShutdownTimeout.String())
+	case err := <-serveErr:
+		log.Error("server stopped unexpectedly; draining the queue", "err", err)
+		code = 1
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-signals:
+			log.Warn("second signal: not waiting any longer", "signal", sig.String())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("requests still in progress when the shutdown deadline passed", "err", err)
+	}
+	drainErr := dispatcher.Shutdown(ctx)
+
+	st, rs := dispatcher.Stats(), srv.Stats()
+	summary := []any{
+		"accepted", st.Accepted, "completed", st.Completed, "failed", st.Failed,
+		"not_completed", st.InFlight(),
+		"requests_accepted", rs.Accepted, "requests_rejected", rs.ClientErrors,
+		"requests_failed", rs.ServerErrors, "decoder_panics", rs.DecoderPanics,
+		"took", time.Since(start).Round(time.Millisecond).String(),
+	}
+	if drainErr != nil {
+		log.Error("shutdown incomplete: accepted parcels were not completed", summary...)
+		return 1
+	}
+	log.Info("shutdown complete", summary...)
+	return code
+}
+
+// newSink builds the sink named in the configuration.
+func newSink(cfg config) (ingest.Sink, error) {
+	switch cfg.Sink {
+	case "null":
+		return sink.Null{}, nil
+	case "sim":
+		return sink.NewSim(cfg.SimMin, cfg.SimMax)
+	}
+	return nil, fmt.Errorf("unknown sink %q", cfg.Sink)
+}

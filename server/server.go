@@ -1,0 +1,237 @@
+// Package server is fastingest's HTTP layer: it reads a POSTed batch, has it
+// decoded and validated, submits its parcels to the ingest queue and answers.
+// It also serves the health endpoints and owns graceful shutdown of the
+// listener.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/ratelog"
+)
+
+// Queue is what the server needs from the ingest side: somewhere to submit a
+// request's parcels. *ingest.Dispatcher satisfies it.
+type Queue interface {
+	// Submit queues every parcel, blocking while the queue is full, or
+	// returns an error and queues none. The parcels belong to the queue
+	// afterwards.
+	Submit(received time.Time, parcels []ingest.Parcel) error
+}
+
+// Config configures a Server. Zero durations take the defaults below.
+type Config struct {
+	// MaxBodyBytes is the largest request body accepted (MAX_BODY_BYTES).
+	MaxBodyBytes int
+	// ReadTimeout bounds reading one whole request, body included, so a
+	// slow client cannot hold a connection forever. Default 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one response. Default 30s.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds how long a keep-alive connection may wait for its
+	// next request. Default 90s.
+	IdleTimeout time.Duration
+	// Logger receives errors and, at debug level, a line per parcel. Nil
+	// discards everything.
+	Logger *slog.Logger
+}
+
+// Server serves the fastingest HTTP API on top of fasthttp.
+type Server struct {
+	cfg   Config
+	queue Queue
+	log   *slog.Logger
+	trace bool // log every parcel (LOG_LEVEL=debug)
+	fast  *fasthttp.Server
+
+	// decode is ingest.Decode; tests replace it to exercise panic recovery.
+	decode func(body []byte) ([]ingest.Parcel, error)
+
+	draining atomic.Bool // set by Shutdown: /readyz answers 503
+
+	accepted      atomic.Uint64 // requests answered 202
+	clientErrors  atomic.Uint64 // requests answered 4xx
+	serverErrors  atomic.Uint64 // requests answered 5xx
+	decoderPanics atomic.Uint64
+
+	rejectLog *ratelog.Limiter // one "rejected request" line per interval
+	panicLog  *ratelog.Limiter // one "decoder panicked" line per interval
+}
+
+// New builds a Server that submits parcels to queue. It warms the JSON
+// decoder so that the first requests do not pay for compiling it.
+func New(cfg Config, queue Queue) (*Server, error) {
+	if cfg.MaxBodyBytes < 1 {
+		return nil, fmt.Errorf("server: MaxBodyBytes must be at least 1, got %d", cfg.MaxBodyBytes)
+	}
+	if queue == nil {
+		return nil, errors.New("server: a queue is required")
+	}
+	if err := ingest.WarmDecoder(); err != nil {
+		return nil, fmt.Errorf("server: cannot warm the decoder: %w", err)
+	}
+	setDefault(&cfg.ReadTimeout, 30*time.Second)
+	setDefault(&cfg.WriteTimeout, 30*time.Second)
+	setDefault(&cfg.IdleTimeout, 90*time.Second)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:       cfg,
+		queue:     queue,
+		log:       log,
+		trace:     log.Enabled(context.Background(), slog.LevelDebug),
+		decode:    ingest.Decode,
+		rejectLog: ratelog.New(10 * time.Second),
+		panicLog:  ratelog.New(10 * time.Second),
+	}
+	s.fast = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.handleParseError,
+		Name:                          "fastingest",
+		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		ReadTimeout:                   cfg.ReadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		IdleTimeout:                   cfg.IdleTimeout,
+		DisablePreParseMultipartForm:  true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        fasthttpLogger{log: log, limit: ratelog.New(10 * time.Second)},
+	}
+	return s, nil
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// Shutdown and the listener's error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.fast.Serve(ln)
+	if s.draining.Load() {
+		return nil
+	}
+	return err
+}
+
+// Shutdown turns /readyz to 503, closes the listener, closes idle
+// connections and waits for requests in progress to finish (including those
+// waiting for queue room), or for ctx to end. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	return s.fast.ShutdownWithContext(ctx)
+}
+
+// Stats counts the requests a Server has answered.
+type Stats struct {
+	Accepted      uint64 // answered 202
+	ClientErrors  uint64 // answered 4xx
+	ServerErrors  uint64 // answered 5xx
+	DecoderPanics uint64 // decoder panics recovered (each also a 500)
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Accepted:      s.accepted.Load(),
+		ClientErrors:  s.clientErrors.Load(),
+		ServerErrors:  s.serverErrors.Load(),
+		DecoderPanics: s.decoderPanics.Load(),
+	}
+}
+
+// handle routes a request and turns the error its handler returns, if any,
+// into a response.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	var err error
+	switch string(ctx.Path()) {
+	case "/":
+		err = s.ingest(ctx)
+	case "/healthz":
+		err = s.health(ctx, true)
+	case "/readyz":
+		err = s.health(ctx, !s.draining.Load())
+	default:
+		err = errNotFound
+	}
+	if err != nil {
+		s.writeError(ctx, err)
+	}
+}
+
+// ingest serves POST /: decode and validate the whole body, queue every
+// parcel, answer 202 {"accepted":N}.
+func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
+	if !ctx.IsPost() {
+		return errMethodNotAllowed("POST")
+	}
+	if err := checkContentHeaders(&ctx.Request.Header); err != nil {
+		return err
+	}
+	parcels, err := s.decodeRecovering(ctx.PostBody())
+	if err != nil {
+		return err
+	}
+	if s.trace {
+		for i := range parcels {
+			s.log.Debug("Handler: Received Parcel " + parcels[i].ID)
+		}
+	}
+	if err := s.queue.Submit(ctx.Time(), parcels); err != nil {
+		return err
+	}
+	s.accepted.Add(1)
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentType("application/json")
+	var buf [32]byte
+	b := append(buf[:0], `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(len(parcels)), 10)
+	b = append(b, '}')
+	ctx.SetBody(b)
+	return nil
+}
+
+// decodeRecovering decodes body, turning a decoder panic into errDecoderPanic:
+// go-json has had panics on crafted sequences of malformed inputs
+// (goccy/go-json#604), and one hostile client must not stop the server.
+func (s *Server) decodeRecovering(body []byte) (parcels []ingest.Parcel, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.decoderPanics.Add(1)
+			if ok, suppressed := s.panicLog.Allow(); ok {
+				s.log.Error("JSON decoder panicked; request answered 500, server keeps serving",
+					"panic", fmt.Sprint(r), "body_bytes", len(body), "suppressed_since_last", suppressed)
+			}
+			parcels, err = nil, errDecoderPanic
+		}
+	}()
+	return s.decode(body)
+}
+
+// health answers a health probe: 200 when ok, 503 otherwise.
+func (s *Server) health(ctx *fasthttp.RequestCtx, ok bool) error {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		return errMethodNotAllowed("GET, HEAD")
+	}
+	ctx.SetContentType("application/json")
+	if !ok {
+		return errShuttingDown
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetBodyString(`{"status":"ok"}`)
+	return nil
+}
