@@ -24,9 +24,9 @@ type httpError struct {
 func (e *httpError) Error() string { return e.msg }
 
 var (
-	errNotFound             = &httpError{status: fasthttp.StatusNotFound, msg: "not found: POST parcels to /"}
-	errDecoderPanic         = &httpError{status: fasthttp.StatusInternalServerError, msg: "internal error while decoding the body; the request was not accepted, retry it"}
-	errShuttingDown         = &httpError{status: fasthttp.StatusServiceUnavailable, msg: "shutting down, not accepting parcels"}
+	errNotFound     = &httpError{status: fasthttp.StatusNotFound, msg: "not found: POST parcels to /"}
+	errDecoderPanic = &httpError{status: fasthttp.StatusInternalServerError, msg: "internal error while decoding the body; the request was not accepted, retry it"}
+	errShuttingDown = &httpError{status: fasthttp.StatusServiceUnavailable, msg: "shutting down, not accepting parcels"}
 )
 
 func errMethodNotAllowed(allow string) error {
