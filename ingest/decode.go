@@ -39,15 +39,25 @@ type requestBody struct {
 func Decode(body []byte) ([]Parcel, error) {
 	var req requestBody
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, diagnose(body, err)
+		if de := diagnose(body); de != nil {
+			return nil, de
+		}
+		return nil, decodeErrorf("cannot decode body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if req.Data == nil {
-		// Missing, or null: diagnose tells which.
-		return nil, diagnose(body, nil)
+		if de := diagnose(body); de != nil {
+			return nil, de // missing, or null
+		}
+		return nil, decodeErrorf(`"Data" must be an array, got null`)
 	}
 	parcels := *req.Data
 	for i := range parcels {
 		if err := validate(i, &parcels[i]); err != nil {
+			// A null entry decodes as an empty parcel; diagnose names
+			// it as what it is rather than as a missing "id".
+			if de := diagnose(body); de != nil {
+				return nil, de
+			}
 			return nil, err
 		}
 	}
@@ -69,12 +79,12 @@ func validate(i int, p *Parcel) error {
 	return nil
 }
 
-// diagnose explains why body was refused. It runs only on the error path, so
-// it favours clear messages over speed: it walks the body again with
-// encoding/json, whose errors carry byte offsets, and names the first entry
-// and field that is wrong. fastErr is the fast decoder's error, reported when
-// the walk finds nothing more precise.
-func diagnose(body []byte, fastErr error) *DecodeError {
+// diagnose explains what is wrong with the structure of body: its syntax, its
+// shape, or the JSON type of a field. It returns nil when it finds nothing.
+// It runs only on the error path, so it favours clear messages over speed:
+// it walks the body again with encoding/json, whose errors carry byte
+// offsets, and names the first entry and field that is wrong.
+func diagnose(body []byte) *DecodeError {
 	var top map[string]stdjson.RawMessage
 	if err := stdjson.Unmarshal(body, &top); err != nil {
 		var syn *stdjson.SyntaxError
@@ -120,10 +130,7 @@ func diagnose(body []byte, fastErr error) *DecodeError {
 			}
 		}
 	}
-	if fastErr != nil {
-		return decodeErrorf("cannot decode body: %s", strings.TrimPrefix(fastErr.Error(), "json: "))
-	}
-	return decodeErrorf(`"Data" must be an array, got null`)
+	return nil
 }
 
 // lookupFold finds key in m as encoding/json matches struct fields: an exact

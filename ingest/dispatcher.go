@@ -167,8 +167,9 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	case <-d.done:
 		return nil
 	case <-ctx.Done():
+		unfinished := d.Stats().InFlight() // counted before cancelling turns them into failures
 		d.cancelStore()
-		return fmt.Errorf("ingest: %d accepted parcels not completed: %w", d.Stats().InFlight(), ctx.Err())
+		return fmt.Errorf("ingest: %d accepted parcels not completed: %w", unfinished, ctx.Err())
 	}
 }
 
