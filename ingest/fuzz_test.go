@@ -59,4 +59,3 @@ func equalParcels(a, b []Parcel) bool {
 	}
 	return reflect.DeepEqual(a, b)
 }
-
