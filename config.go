@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,11 +34,12 @@ type option struct {
 }
 
 var options = []option{
-	{"ADDR", "addr", ":8080", "address to listen on", "host:port, e.g. :8080 or 127.0.0.1:0",
+	{"ADDR", "addr", ":8080", "address to listen on", "host:port with a numeric port 0-65535, e.g. :8080 or 127.0.0.1:0",
 		func(c *config, v string) bool {
-			_, _, err := net.SplitHostPort(v)
 			c.Addr = v
-			return err == nil
+			_, port, err := net.SplitHostPort(v)
+			p, perr := strconv.Atoi(port)
+			return err == nil && perr == nil && p >= 0 && p <= 65535
 		}},
 	{"MAX_WORKERS", "max-workers", "1000", "number of workers storing tasks concurrently", "an integer from 1 to 1000000",
 		func(c *config, v string) bool { return parseInt(v, 1, 1_000_000, &c.MaxWorkers) }},
@@ -91,18 +93,23 @@ func (e *configError) Error() string {
 // flag.ErrHelp.
 func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (config, error) {
 	fs := flag.NewFlagSet("fastingest", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: fastingest [flags]\n\nfastingest accepts batches of parcels on POST / and stores them in a sink.\n"+
-			"Every flag has an environment variable; the flag wins when both are set.\n\n")
-		fs.PrintDefaults()
-	}
+	// The flag package would print a parse error and the whole usage;
+	// run prints the error once, and -h prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	flagValues := make([]*string, len(options))
 	for i, o := range options {
 		flagValues[i] = fs.String(o.flag, o.def, o.usage+" (env "+o.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
-		return config{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(out, "Usage: fastingest [flags]\n\nfastingest accepts batches of parcels on POST / and stores them in a sink.\n"+
+				"Every flag has an environment variable; the flag wins when both are set.\n\n")
+			fs.SetOutput(out)
+			fs.PrintDefaults()
+			return config{}, err
+		}
+		return config{}, fmt.Errorf("%w (fastingest -h lists the flags)", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q: fastingest takes flags only (see -h)", fs.Arg(0))

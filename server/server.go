@@ -46,6 +46,11 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// maxConns bounds concurrent connections (fasthttp's default is 256K): each
+// holds buffers and possibly a body of up to MaxBodyBytes, so memory stays
+// bounded. Connections past it get 503 from fasthttp.
+const maxConns = 16384
+
 // Server serves the fastingest HTTP API on top of fasthttp.
 type Server struct {
 	cfg   Config
@@ -101,6 +106,7 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		ErrorHandler:                  s.handleParseError,
 		Name:                          "fastingest",
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		Concurrency:                   maxConns,
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envMap is a lookupEnv backed by a map, so that tests never touch the
+// process environment.
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+// defaultConfig is the configuration with nothing set, written out by hand
+// rather than derived from options, so that a changed default fails a test.
+func defaultConfig() config {
+	return config{
+		Addr:            ":8080",
+		MaxWorkers:      1000,
+		MaxQueue:        10000,
+		Sink:            "sim",
+		SimMin:          5 * time.Millisecond,
+		SimMax:          55 * time.Millisecond,
+		MaxBodyBytes:    1 << 20,
+		LogLevel:        slog.LevelInfo,
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// mustLoad calls loadConfig and fails the test on an error.
+func mustLoad(t *testing.T, args []string, env map[string]string) config {
+	t.Helper()
+	c, err := loadConfig(args, envMap(env), io.Discard)
+	if err != nil {
+		t.Fatalf("loadConfig(%q, %v) error = %v; want nil", args, env, err)
+	}
+	return c
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"no environment", nil},
+		// An empty variable is taken as unset, as shells make it easy to
+		// export one by accident (ADDR= ./fastingest).
+		{"empty variables", map[string]string{
+			"ADDR": "", "MAX_WORKERS": "", "MAX_QUEUE": "", "SINK": "", "SIM_LATENCY": "",
+			"MAX_BODY_BYTES": "", "LOG_LEVEL": "", "SHUTDOWN_TIMEOUT": "",
+		}},
+		{"unrelated variables", map[string]string{"PORT": "9999", "WORKERS": "3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, want := mustLoad(t, nil, tc.env), defaultConfig(); got != want {
+				t.Errorf("loadConfig() = %+v; want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want func(c *config) // applied to defaultConfig()
+	}{
+		{map[string]string{"ADDR": "127.0.0.1:9090"}, func(c *config) { c.Addr = "127.0.0.1:9090" }},
+		{map[string]string{"ADDR": "[::1]:0"}, func(c *config) { c.Addr = "[::1]:0" }},
+		{map[string]string{"MAX_WORKERS": "7"}, func(c *config) { c.MaxWorkers = 7 }},
+		{map[string]string{"MAX_WORKERS": " 8 "}, func(c *config) { c.MaxWorkers = 8 }},
+		{map[string]string{"MAX_QUEUE": "1"}, func(c *config) { c.MaxQueue = 1 }},
+		{map[string]string{"SINK": "null"}, func(c *config) { c.Sink = "null" }},
+		{map[string]string{"SINK": "NULL"}, func(c *config) { c.Sink = "null" }},
+		{map[string]string{"SIM_LATENCY": "1ms-2s"}, func(c *config) { c.SimMin, c.SimMax = time.Millisecond, 2*time.Second }},
+		{map[string]string{"SIM_LATENCY": "10ms"}, func(c *config) { c.SimMin, c.SimMax = 10*time.Millisecond, 10*time.Millisecond }},
+		{map[string]string{"SIM_LATENCY": "0s-0s"}, func(c *config) { c.SimMin, c.SimMax = 0, 0 }},
+		{map[string]string{"MAX_BODY_BYTES": "512KiB"}, func(c *config) { c.MaxBodyBytes = 512 << 10 }},
+		{map[string]string{"MAX_BODY_BYTES": "2MiB"}, func(c *config) { c.MaxBodyBytes = 2 << 20 }},
+		{map[string]string{"MAX_BODY_BYTES": "1GiB"}, func(c *config) { c.MaxBodyBytes = 1 << 30 }},
+		{map[string]string{"MAX_BODY_BYTES": "4096"}, func(c *config) { c.MaxBodyBytes = 4096 }},
+		{map[string]string{"LOG_LEVEL": "debug"}, func(c *config) { c.LogLevel = slog.LevelDebug }},
+		{map[string]string{"LOG_LEVEL": "WARN"}, func(c *config) { c.LogLevel = slog.LevelWarn }},
+		{map[string]string{"LOG_LEVEL": "error"}, func(c *config) { c.LogLevel = slog.LevelError }},
+		{map[string]string{"SHUTDOWN_TIMEOUT": "1m30s"}, func(c *config) { c.ShutdownTimeout = 90 * time.Second }},
+		{map[string]string{"ADDR": ":1", "MAX_WORKERS": "2", "MAX_QUEUE": "3", "SINK": "null", "SIM_LATENCY": "4ms-5ms",
+			"MAX_BODY_BYTES": "6KiB", "LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "7s"},
+			func(c *config) {
+				*c = config{Addr: ":1", MaxWorkers: 2, MaxQueue: 3, Sink: "null", SimMin: 4 * time.Millisecond,
+					SimMax: 5 * time.Millisecond, MaxBodyBytes: 6 << 10, LogLevel: slog.LevelError, ShutdownTimeout: 7 * time.Second}
+			}},
+	} {
+		want := defaultConfig()
+		tc.want(&want)
+		if got := mustLoad(t, nil, tc.env); got != want {
+			t.Errorf("loadConfig() with env %v = %+v; want %+v", tc.env, got, want)
+		}
+	}
+}
+
+func TestLoadConfigFlagWinsOverEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string // a valid value for the same setting
+		args []string
+		want func(c *config) // applied to defaultConfig()
+	}{
+		{map[string]string{"ADDR": ":9090"}, []string{"-addr", "127.0.0.1:0"}, func(c *config) { c.Addr = "127.0.0.1:0" }},
+		{map[string]string{"MAX_WORKERS": "7"}, []string{"-max-workers", "3"}, func(c *config) { c.MaxWorkers = 3 }},
+		{map[string]string{"MAX_QUEUE": "7"}, []string{"-max-queue=5"}, func(c *config) { c.MaxQueue = 5 }},
+		{map[string]string{"SINK": "sim"}, []string{"-sink", "null"}, func(c *config) { c.Sink = "null" }},
+		{map[string]string{"SIM_LATENCY": "1ms-2ms"}, []string{"-sim-latency", "3ms-4ms"},
+			func(c *config) { c.SimMin, c.SimMax = 3*time.Millisecond, 4*time.Millisecond }},
+		{map[string]string{"MAX_BODY_BYTES": "2MiB"}, []string{"-max-body-bytes", "512KiB"}, func(c *config) { c.MaxBodyBytes = 512 << 10 }},
+		{map[string]string{"LOG_LEVEL": "error"}, []string{"--log-level", "debug"}, func(c *config) { c.LogLevel = slog.LevelDebug }},
+		{map[string]string{"SHUTDOWN_TIMEOUT": "1s"}, []string{"-shutdown-timeout", "2s"}, func(c *config) { c.ShutdownTimeout = 2 * time.Second }},
+		// The flag wins without the variable being parsed, so a bad
+		// variable the flag overrides is not an error.
+		{map[string]string{"MAX_QUEUE": "lots"}, []string{"-max-queue", "9"}, func(c *config) { c.MaxQueue = 9 }},
+		// A flag given its default value still wins over the variable.
+		{map[string]string{"SINK": "null"}, []string{"-sink", "sim"}, func(c *config) {}},
+	} {
+		want := defaultConfig()
+		tc.want(&want)
+		if got := mustLoad(t, tc.args, tc.env); got != want {
+			t.Errorf("loadConfig(%q) with env %v = %+v; want %+v", tc.args, tc.env, got, want)
+		}
+	}
+}
+
+func TestLoadConfigInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		// want are substrings of the error: the setting, its value
+		// and what is accepted.
+		want []string
+		// notWant must not appear, e.g. the variable's name when the
+		// bad value came from the flag.
+		notWant []string
+	}{
+		{name: "non-numeric MAX_QUEUE", env: map[string]string{"MAX_QUEUE": "lots"},
+			want: []string{"MAX_QUEUE", `"lots"`, "an integer from 1 to 10000000"}},
+		{name: "MAX_QUEUE too large", env: map[string]string{"MAX_QUEUE": "10000001"},
+			want: []string{"MAX_QUEUE", `"10000001"`, "an integer from 1 to 10000000"}},
+		{name: "non-numeric -max-queue", env: map[string]string{"MAX_QUEUE": "5"}, args: []string{"-max-queue", "lots"},
+			want: []string{"-max-queue", `"lots"`, "an integer from 1 to 10000000"}, notWant: []string{"MAX_QUEUE"}},
+		{name: "MAX_WORKERS=0", env: map[string]string{"MAX_WORKERS": "0"},
+			want: []string{"MAX_WORKERS", `"0"`, "an integer from 1 to 1000000"}},
+		{name: "MAX_WORKERS=-3", env: map[string]string{"MAX_WORKERS": "-3"},
+			want: []string{"MAX_WORKERS", `"-3"`, "an integer from 1 to 1000000"}},
+		{name: "-max-workers 0", args: []string{"-max-workers", "0"},
+			want: []string{"-max-workers", `"0"`, "an integer from 1 to 1000000"}, notWant: []string{"MAX_WORKERS"}},
+		{name: "inverted SIM_LATENCY", env: map[string]string{"SIM_LATENCY": "55ms-5ms"},
+			want: []string{"SIM_LATENCY", `"55ms-5ms"`, "min <= max", "5ms-55ms"}},
+		{name: "inverted -sim-latency", args: []string{"-sim-latency", "55ms-5ms"},
+			want: []string{"-sim-latency", `"55ms-5ms"`, "min <= max"}, notWant: []string{"SIM_LATENCY"}},
+		{name: "SIM_LATENCY without unit", env: map[string]string{"SIM_LATENCY": "5-55"},
+			want: []string{"SIM_LATENCY", `"5-55"`, "a duration or a range min-max"}},
+		{name: "unknown SINK", env: map[string]string{"SINK": "postgres"},
+			want: []string{"SINK", `"postgres"`, "sim or null"}},
+		{name: "bad LOG_LEVEL", env: map[string]string{"LOG_LEVEL": "verbose"},
+			want: []string{"LOG_LEVEL", `"verbose"`, "debug, info, warn or error"}},
+		{name: "LOG_LEVEL with offset", env: map[string]string{"LOG_LEVEL": "info+2"},
+			want: []string{"LOG_LEVEL", `"info+2"`, "debug, info, warn or error"}},
+		{name: "SHUTDOWN_TIMEOUT=0", env: map[string]string{"SHUTDOWN_TIMEOUT": "0"},
+			want: []string{"SHUTDOWN_TIMEOUT", `"0"`, "a positive duration"}},
+		{name: "SHUTDOWN_TIMEOUT without unit", env: map[string]string{"SHUTDOWN_TIMEOUT": "30"},
+			want: []string{"SHUTDOWN_TIMEOUT", `"30"`, "a positive duration"}},
+		{name: "MAX_BODY_BYTES=0", env: map[string]string{"MAX_BODY_BYTES": "0"},
+			want: []string{"MAX_BODY_BYTES", `"0"`, "a size from 1 byte to 1GiB"}},
+		{name: "MAX_BODY_BYTES=2GiB", env: map[string]string{"MAX_BODY_BYTES": "2GiB"},
+			want: []string{"MAX_BODY_BYTES", `"2GiB"`, "a size from 1 byte to 1GiB", "KiB, MiB or GiB"}},
+		{name: "MAX_BODY_BYTES with unknown suffix", env: map[string]string{"MAX_BODY_BYTES": "1MB"},
+			want: []string{"MAX_BODY_BYTES", `"1MB"`, "KiB, MiB or GiB"}},
+		{name: "ADDR without port", env: map[string]string{"ADDR": "localhost"},
+			want: []string{"ADDR", `"localhost"`, "host:port"}},
+		{name: "-addr without port", args: []string{"-addr", "127.0.0.1"},
+			want: []string{"-addr", `"127.0.0.1"`, "host:port"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadConfig(tc.args, envMap(tc.env), io.Discard)
+			if err == nil {
+				t.Fatalf("loadConfig(%q) with env %v = %+v, nil; want an error", tc.args, tc.env, c)
+			}
+			if got, want := c, (config{}); got != want {
+				t.Errorf("loadConfig() returned config %+v with its error; want the zero config", got)
+			}
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Errorf("loadConfig() error = %T %v; want a *configError", err, err)
+			}
+			msg := err.Error()
+			for _, s := range tc.want {
+				if !strings.Contains(msg, s) {
+					t.Errorf("error %q does not contain %q", msg, s)
+				}
+			}
+			for _, s := range tc.notWant {
+				if strings.Contains(msg, s) {
+					t.Errorf("error %q contains %q; the bad value came from elsewhere", msg, s)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfigRejectsArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve"},
+		{"-sink", "null", "extra"},
+	} {
+		_, err := loadConfig(args, envMap(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "unexpected argument") {
+			t.Errorf("loadConfig(%q) error = %v; want an unexpected argument error", args, err)
+		}
+	}
+	// The error names the flag; nothing else is printed, so run reports it
+	// once instead of after a screenful of usage.
+	var out strings.Builder
+	_, err := loadConfig([]string{"-no-such-flag"}, envMap(nil), &out)
+	if err == nil || !strings.Contains(err.Error(), "no-such-flag") {
+		t.Errorf("loadConfig(-no-such-flag) error = %v; want one naming the flag", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("output for an unknown flag = %q; want none (the error says it)", out.String())
+	}
+}
+
+func TestLoadConfigHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var out strings.Builder
+		_, err := loadConfig([]string{arg}, envMap(map[string]string{"MAX_QUEUE": "bad"}), &out)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("loadConfig(%q) error = %v; want flag.ErrHelp", arg, err)
+		}
+		help := out.String()
+		for _, o := range []struct{ flag, env, def string }{
+			{"-addr", "ADDR", `":8080"`},
+			{"-max-workers", "MAX_WORKERS", `"1000"`},
+			{"-max-queue", "MAX_QUEUE", `"10000"`},
+			{"-sink", "SINK", `"sim"`},
+			{"-sim-latency", "SIM_LATENCY", `"5ms-55ms"`},
+			{"-max-body-bytes", "MAX_BODY_BYTES", `"1MiB"`},
+			{"-log-level", "LOG_LEVEL", `"info"`},
+			{"-shutdown-timeout", "SHUTDOWN_TIMEOUT", `"30s"`},
+		} {
+			// Each flag's entry runs from its name to the next flag.
+			i := strings.Index(help, "  "+o.flag+" ")
+			if i < 0 {
+				t.Errorf("%s output does not list %s:\n%s", arg, o.flag, help)
+				continue
+			}
+			entry := help[i+2:]
+			if j := strings.Index(entry, "\n  -"); j >= 0 {
+				entry = entry[:j]
+			}
+			for _, want := range []string{"env " + o.env, "(default " + o.def + ")"} {
+				if !strings.Contains(entry, want) {
+					t.Errorf("%s entry for %s = %q; want it to contain %q", arg, o.flag, entry, want)
+				}
+			}
+		}
+	}
+}
