@@ -182,6 +182,10 @@ func TestLoadConfigInvalid(t *testing.T) {
 			want: []string{"MAX_BODY_BYTES", `"1MB"`, "KiB, MiB or GiB"}},
 		{name: "ADDR without port", env: map[string]string{"ADDR": "localhost"},
 			want: []string{"ADDR", `"localhost"`, "host:port"}},
+		{name: "ADDR port out of range", env: map[string]string{"ADDR": ":99999"},
+			want: []string{"ADDR", `":99999"`, "numeric port 0-65535"}},
+		{name: "ADDR port not numeric", env: map[string]string{"ADDR": "127.0.0.1:http"},
+			want: []string{"ADDR", `"127.0.0.1:http"`, "numeric port"}},
 		{name: "-addr without port", args: []string{"-addr", "127.0.0.1"},
 			want: []string{"-addr", `"127.0.0.1"`, "host:port"}},
 	} {
