@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 
 	json "github.com/goccy/go-json"
@@ -95,14 +94,16 @@ func errorBody(msg string) []byte {
 // know the body was too large (413), not malformed.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
-	var netErr net.Error
+	// Not net.Error: some listeners' timeout errors (fasthttputil's) only
+	// have Timeout, and that is all fasthttp itself checks.
+	var timeout interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		s.writeError(ctx, &httpError{status: fasthttp.StatusRequestEntityTooLarge,
 			msg: "body exceeds MAX_BODY_BYTES (" + strconv.Itoa(s.cfg.MaxBodyBytes) + " bytes); send smaller batches"})
 	case errors.As(err, &small):
 		s.writeError(ctx, &httpError{status: fasthttp.StatusRequestHeaderFieldsTooLarge, msg: "request headers too large"})
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case errors.As(err, &timeout) && timeout.Timeout():
 		s.writeError(ctx, &httpError{status: fasthttp.StatusRequestTimeout, msg: "timed out reading the request"})
 	default:
 		s.writeError(ctx, &httpError{status: fasthttp.StatusBadRequest, msg: "cannot parse the HTTP request: " + err.Error()})
@@ -117,9 +118,17 @@ func checkContentHeaders(h *fasthttp.RequestHeader) error {
 		return &httpError{status: fasthttp.StatusUnsupportedMediaType,
 			msg: fmt.Sprintf("Content-Type %q is not JSON: send application/json (curl -d sends a form type unless given -H 'Content-Type: application/json')", ct)}
 	}
-	if ce := h.ContentEncoding(); len(ce) > 0 && !bytes.EqualFold(ce, []byte("identity")) {
-		return &httpError{status: fasthttp.StatusUnsupportedMediaType,
-			msg: fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed", ce)}
+	if len(h.ContentEncoding()) == 0 {
+		return nil // the usual case: no Content-Encoding header at all
+	}
+	// Every Content-Encoding header, and every coding listed in each.
+	for _, values := range h.PeekAll(fasthttp.HeaderContentEncoding) {
+		for coding := range bytes.SplitSeq(values, []byte(",")) {
+			if coding = bytes.TrimSpace(coding); len(coding) > 0 && !bytes.EqualFold(coding, []byte("identity")) {
+				return &httpError{status: fasthttp.StatusUnsupportedMediaType,
+					msg: fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed", coding)}
+			}
+		}
 	}
 	return nil
 }

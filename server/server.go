@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,13 @@ type Server struct {
 	decode func(body []byte) ([]ingest.Parcel, error)
 
 	draining atomic.Bool // set by Shutdown: /readyz answers 503
+
+	// mu orders Serve against Shutdown: fasthttp's Shutdown does nothing
+	// for a listener its Serve has not registered yet, so Shutdown also
+	// closes the listeners itself, and a Serve called after Shutdown
+	// returns at once.
+	mu        sync.Mutex
+	listeners []net.Listener
 
 	accepted      atomic.Uint64 // requests answered 202
 	clientErrors  atomic.Uint64 // requests answered 4xx
@@ -127,6 +135,13 @@ func setDefault(d *time.Duration, def time.Duration) {
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // Shutdown and the listener's error otherwise.
 func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		return ln.Close()
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
 	err := s.fast.Serve(ln)
 	if s.draining.Load() {
 		return nil
@@ -138,8 +153,17 @@ func (s *Server) Serve(ln net.Listener) error {
 // connections and waits for requests in progress to finish (including those
 // waiting for queue room), or for ctx to end. Safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
 	s.draining.Store(true)
-	return s.fast.ShutdownWithContext(ctx)
+	listeners := s.listeners
+	s.mu.Unlock()
+	err := s.fast.ShutdownWithContext(ctx)
+	// Close the listeners fasthttp may not have registered yet, so that a
+	// Serve just starting returns; closing one again is harmless.
+	for _, ln := range listeners {
+		_ = ln.Close()
+	}
+	return err
 }
 
 // Stats counts the requests a Server has answered.

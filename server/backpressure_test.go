@@ -1,0 +1,109 @@
+package server
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// TestBackpressureOverHTTP holds every worker busy and posts many more
+// parcels than MAX_QUEUE + MAX_WORKERS. The requests must wait (no answer),
+// the queue and the busy workers stay within their bounds, the goroutine
+// count does not grow with the number of pending parcels (the reference
+// dispatcher would start one goroutine per parcel here), and every request
+// is answered 202 with all its parcels stored once the workers resume.
+func TestBackpressureOverHTTP(t *testing.T) {
+	const maxQueue, maxWorkers = 4, 2
+	const requests, perRequest = 8, 30 // 240 parcels pending, bound is 6
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	env := startEnv(t, envOptions{maxQueue: maxQueue, maxWorkers: maxWorkers, release: release})
+	t.Cleanup(releaseOnce)
+
+	parcels := make([]string, 0, requests)
+	for r := 0; r < requests; r++ {
+		ps := refParcels[:0:0]
+		for i := 0; i < perRequest; i++ {
+			p := refParcel(i%9 + 1)
+			p.ID = fmt.Sprintf("r%d-%d", r, i)
+			ps = append(ps, p)
+		}
+		parcels = append(parcels, parcelsJSON(ps...))
+	}
+
+	base := runtime.NumGoroutine()
+	var answered atomic.Int64
+	var wg sync.WaitGroup
+	statuses := make([]int, requests)
+	bodies := make([]string, requests)
+	for r := 0; r < requests; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := fasthttp.AcquireRequest()
+			defer fasthttp.ReleaseRequest(req)
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseResponse(resp)
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.SetRequestURI("http://fastingest.test/")
+			req.Header.SetContentType("application/json")
+			req.SetBodyString(parcels[r])
+			if err := env.client.DoTimeout(req, resp, waitTimeout); err != nil {
+				t.Errorf("request %d: %v", r, err)
+			}
+			statuses[r], bodies[r] = resp.StatusCode(), string(resp.Body())
+			answered.Add(1)
+		}()
+	}
+
+	waitFor(t, "every request in flight, the workers busy and the queue full", func() bool {
+		st := env.disp.Stats()
+		// Each blocked request counts the parcel it is sending.
+		return st.BusyWorkers == maxWorkers && st.Queued == maxQueue && st.Accepted == maxQueue+maxWorkers+requests
+	})
+	for i := 0; i < 50; i++ {
+		st := env.disp.Stats()
+		if st.Queued > maxQueue || st.BusyWorkers > maxWorkers {
+			t.Fatalf("stats %+v: want at most %d queued and %d busy", st, maxQueue, maxWorkers)
+		}
+		// Tasks that exist: in the queue, in the workers, and one being
+		// handed over by each waiting request; the other parcels wait in
+		// their request's decoded body, not as tasks or goroutines.
+		if inflight := st.InFlight(); inflight > maxQueue+maxWorkers+requests {
+			t.Fatalf("%d parcels in flight; want at most %d", inflight, maxQueue+maxWorkers+requests)
+		}
+		// The client goroutines, one server goroutine per connection and a
+		// few of the client's per request: nothing per parcel.
+		if g, limit := runtime.NumGoroutine(), base+3*requests; g > limit {
+			t.Fatalf("%d goroutines with %d parcels pending; want at most %d", g, requests*perRequest, limit)
+		}
+		if n := answered.Load(); n != 0 {
+			t.Fatalf("%d requests answered while none could queue all its parcels", n)
+		}
+		runtime.Gosched()
+	}
+
+	releaseOnce()
+	wg.Wait()
+	want := fmt.Sprintf(`{"accepted":%d}`, perRequest)
+	for r := range statuses {
+		if statuses[r] != fasthttp.StatusAccepted || bodies[r] != want {
+			t.Errorf("request %d: got %d %q; want 202 %q", r, statuses[r], bodies[r], want)
+		}
+	}
+	waitFor(t, "every parcel stored", func() bool { return env.sink.count() == requests*perRequest })
+	seen := map[string]bool{}
+	for _, p := range env.sink.stored() {
+		if seen[p.ID] {
+			t.Fatalf("parcel %s stored twice", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	if st := env.disp.Stats(); st.Accepted != requests*perRequest || st.Completed != requests*perRequest {
+		t.Errorf("stats %+v: want %d accepted and completed", st, requests*perRequest)
+	}
+}
