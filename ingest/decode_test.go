@@ -183,3 +183,36 @@ func TestWarmDecoder(t *testing.T) {
 		t.Fatalf("WarmDecoder() = %v", err)
 	}
 }
+
+// TestFastPathTakesTheCommonShape checks which bodies the in-place scanner
+// accepts; everything else must fall back to go-json (and so still decode).
+func TestFastPathTakesTheCommonShape(t *testing.T) {
+	tests := []struct {
+		body string
+		fast bool
+	}{
+		{string(referencePayload()), true},
+		{`{"Data":[]}`, true},
+		{` { "data" : [ { "TIME" : "2017-01-01T00:00:01Z" , "Id" : "é" } ] } `, true},
+		{`{"Data":[{"id":"1","time":"2017-01-01T00:00:01Z","id":"2"}]}`, true},
+		{`{"Data":[{"id":"\u0031","time":"2017-01-01T00:00:01Z"}]}`, false},         // escape
+		{`{"Data":[{"id":"1","time":"2017-01-01T00:00:01Z","x":1}]}`, false},        // unknown field
+		{`{"Data":[],"other":1}`, false},                                            // unknown top-level field
+		{`{"Data":[{"id":null,"time":"2017-01-01T00:00:01Z"}]}`, false},             // null
+		{"{\"Data\":[{\"id\":\"\xff\",\"time\":\"2017-01-01T00:00:01Z\"}]}", false}, // invalid UTF-8
+		{`{"Data":[{"id":"1","time":"yesterday"}]}`, false},                         // invalid: go-json explains
+	}
+	for _, tt := range tests {
+		b := NewBatch(nil)
+		b.buf = append(b.buf, tt.body...)
+		if got := b.scan(); got != tt.fast {
+			t.Errorf("scan(%s) = %v; want %v", tt.body, got, tt.fast)
+		}
+		// Whichever path, the result is encoding/json's.
+		got, gotErr := Decode([]byte(tt.body))
+		want, wantErr := referenceDecode([]byte(tt.body))
+		if (gotErr == nil) != (wantErr == nil) || !equalParcels(got, want) {
+			t.Errorf("Decode(%s) = %+v, %v; encoding/json gives %+v, %v", tt.body, got, gotErr, want, wantErr)
+		}
+	}
+}

@@ -125,25 +125,32 @@ func (d *Dispatcher) run() {
 	d.workersWG.Wait()
 }
 
-// Submit queues one task per parcel, all received at received. It blocks
-// while the queue is full (backpressure) and returns once every task is
-// queued, or ErrClosed, queueing nothing, when Shutdown has begun.
+// Submit queues one task per parcel of b, all received at received. It
+// blocks while the queue is full (backpressure) and returns once every task
+// is queued, or ErrClosed, queueing nothing, when Shutdown has begun.
 //
-// Each task points at its own element of parcels, so parcels must not be
-// modified or reused after Submit returns: the workers own them now.
-func (d *Dispatcher) Submit(received time.Time, parcels []Parcel) error {
+// On success the dispatcher owns b: it must not be used or modified again,
+// and it is released when its last task is done. On error the caller still
+// owns it.
+func (d *Dispatcher) Submit(received time.Time, b *Batch) error {
 	d.gate.RLock()
 	defer d.gate.RUnlock()
 	if d.closed {
 		return ErrClosed
 	}
-	for i := range parcels {
-		// Counted before the send so that accepted ≥ completed + failed
-		// holds at every instant.
-		d.accepted.Add(1)
-		// &parcels[i], not the address of a range variable: each task
+	n := len(b.Parcels)
+	if n == 0 {
+		ReleaseBatch(b)
+		return nil
+	}
+	b.pending.Store(int64(n))
+	// Counted for the whole batch before the first send, so that
+	// accepted ≥ completed + failed holds at every instant.
+	d.accepted.Add(uint64(n))
+	for i := 0; i < n; i++ {
+		// &b.Parcels[i], not the address of a range variable: each task
 		// refers to a distinct parcel.
-		d.queue <- Task{Received: received, Parcel: &parcels[i]}
+		d.queue <- Task{Received: received, Parcel: &b.Parcels[i], batch: b}
 	}
 	return nil
 }
@@ -175,7 +182,7 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 
 // Stats is a snapshot of a Dispatcher's counters.
 type Stats struct {
-	Accepted    uint64 // parcels queued, or being queued, since start
+	Accepted    uint64 // parcels of submitted batches, queued or waiting to be, since start
 	Completed   uint64 // parcels the sink stored
 	Failed      uint64 // parcels the sink refused or panicked on
 	Queued      int    // tasks waiting in the global queue

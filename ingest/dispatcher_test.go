@@ -70,7 +70,7 @@ func newDispatcher(t *testing.T, queue, workers int, sink Sink) *Dispatcher {
 	return d
 }
 
-func shutdown(t *testing.T, d *Dispatcher) {
+func shutdown(t testing.TB, d *Dispatcher) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -123,7 +123,7 @@ func TestNineParcelsReachSinkDistinct(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Submit(time.Now(), parcels); err != nil {
+	if err := d.Submit(time.Now(), NewBatch(parcels)); err != nil {
 		t.Fatalf("Submit() = %v", err)
 	}
 	shutdown(t, d)
@@ -162,7 +162,7 @@ func TestEachTaskDeliveredExactlyOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for r := 0; r < requests; r++ {
-				if err := d.Submit(time.Now(), makeParcels(fmt.Sprintf("s%d-r%d-", s, r), perRequest)); err != nil {
+				if err := d.Submit(time.Now(), NewBatch(makeParcels(fmt.Sprintf("s%d-r%d-", s, r), perRequest))); err != nil {
 					t.Errorf("Submit() = %v", err)
 					return
 				}
@@ -212,7 +212,7 @@ func TestBackpressureBoundsPendingWork(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := d.Submit(time.Now(), makeParcels(fmt.Sprintf("r%d-", r), perRequest)); err != nil {
+			if err := d.Submit(time.Now(), NewBatch(makeParcels(fmt.Sprintf("r%d-", r), perRequest))); err != nil {
 				t.Errorf("Submit() = %v", err)
 			}
 			returned.Add(1)
@@ -264,7 +264,7 @@ func TestBackpressureBoundsPendingWork(t *testing.T) {
 func TestShutdownDrainsQueueBeforeStoppingWorkers(t *testing.T) {
 	sink := newGatedSink()
 	d := newDispatcher(t, 100, 3, sink)
-	if err := d.Submit(time.Now(), makeParcels("p", 60)); err != nil {
+	if err := d.Submit(time.Now(), NewBatch(makeParcels("p", 60))); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -276,7 +276,7 @@ func TestShutdownDrainsQueueBeforeStoppingWorkers(t *testing.T) {
 	// Submits racing the shutdown are either queued whole or refused.
 	late := 0
 	waitFor(t, "Shutdown to close the gate", func() bool {
-		err := d.Submit(time.Now(), makeParcels("late", 1))
+		err := d.Submit(time.Now(), NewBatch(makeParcels("late", 1)))
 		if err == nil {
 			late++
 		}
@@ -311,7 +311,7 @@ func TestShutdownWaitsForSubmitInProgress(t *testing.T) {
 	sink := newGatedSink()
 	d := newDispatcher(t, 1, 1, sink)
 	submitted := make(chan error, 1)
-	go func() { submitted <- d.Submit(time.Now(), makeParcels("p", 5)) }()
+	go func() { submitted <- d.Submit(time.Now(), NewBatch(makeParcels("p", 5))) }()
 	waitFor(t, "the submitter to block on a full queue", func() bool {
 		st := d.Stats()
 		return st.BusyWorkers == 1 && st.Queued == 1
@@ -337,7 +337,7 @@ func TestShutdownWaitsForSubmitInProgress(t *testing.T) {
 func TestShutdownDeadlineCountsUnfinished(t *testing.T) {
 	sink := newGatedSink() // never released: stores end only when cancelled
 	d := newDispatcher(t, 10, 2, sink)
-	if err := d.Submit(time.Now(), makeParcels("p", 7)); err != nil {
+	if err := d.Submit(time.Now(), NewBatch(makeParcels("p", 7))); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "both workers busy", func() bool { return d.Stats().BusyWorkers == 2 })
@@ -364,7 +364,7 @@ func TestShutdownBeforeStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	shutdown(t, d)
-	if err := d.Submit(time.Now(), makeParcels("p", 1)); !errors.Is(err, ErrClosed) {
+	if err := d.Submit(time.Now(), NewBatch(makeParcels("p", 1))); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Submit() after Shutdown = %v; want ErrClosed", err)
 	}
 }
@@ -382,7 +382,7 @@ func (s *panicSink) Store(ctx context.Context, t Task) error {
 func TestSinkPanicCountsAsFailedAndWorkerSurvives(t *testing.T) {
 	sink := &panicSink{}
 	d := newDispatcher(t, 4, 1, sink)
-	if err := d.Submit(time.Now(), []Parcel{{ID: "bad1"}, {ID: "ok1"}, {ID: "bad2"}, {ID: "ok2"}}); err != nil {
+	if err := d.Submit(time.Now(), NewBatch([]Parcel{{ID: "bad1"}, {ID: "ok1"}, {ID: "bad2"}, {ID: "ok2"}})); err != nil {
 		t.Fatal(err)
 	}
 	shutdown(t, d)
@@ -444,7 +444,7 @@ func TestAccountingHoldsAtEveryRead(t *testing.T) {
 	for r := 0; r < 200; r++ {
 		ps := makeParcels("ok", 3)
 		ps[1].ID = "bad"
-		if err := d.Submit(time.Now(), ps); err != nil {
+		if err := d.Submit(time.Now(), NewBatch(ps)); err != nil {
 			t.Fatal(err)
 		}
 	}

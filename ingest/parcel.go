@@ -13,8 +13,9 @@ import (
 )
 
 // Parcel is one entry of a request's "Data" array, exactly as the client sent
-// it. Its strings are owned by the Parcel (they are copies, not views into the
-// request body), so a Parcel stays valid after the handler returns.
+// it. On the request path its strings point into its Batch's pooled copy of
+// the body: they stay valid after the handler returns, until the Sink's Store
+// for the parcel returns. A sink that keeps them longer must copy them.
 type Parcel struct {
 	// ID is the client's identifier for the parcel; never empty.
 	ID string `json:"id"`
@@ -32,11 +33,21 @@ type Task struct {
 	// Parcel points at an element of the request's own parcel slice, so every
 	// task of a request refers to a distinct parcel (see Dispatcher.Submit).
 	Parcel *Parcel
+
+	batch *Batch // released when its last task is done
+}
+
+// done marks the task finished; the worker calls it once Store returned.
+func (t Task) done() {
+	if t.batch != nil {
+		t.batch.taskDone()
+	}
 }
 
 // Sink is what a worker does with a task: store it somewhere. Store is called
 // concurrently from every worker and must be safe for that. A non-nil error
-// counts the parcel as failed; it is never retried by the worker.
+// counts the parcel as failed; it is never retried by the worker. The task's
+// parcel is valid only until Store returns (see Parcel).
 //
 // ctx is cancelled when a shutdown's deadline passes; a sink that can block
 // for long should give up then and return an error.

@@ -80,6 +80,7 @@ func (w *Worker) process(t Task) {
 			d.log.Debug("Task: Completed for Parcel " + t.Parcel.ID + " (" + time.Since(t.Received).String() + ")")
 		}
 	}
+	t.done() // the parcel's memory may be reused from here on
 	d.busy.Add(-1)
 }
 

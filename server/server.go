@@ -24,10 +24,10 @@ import (
 // Queue is what the server needs from the ingest side: somewhere to submit a
 // request's parcels. *ingest.Dispatcher satisfies it.
 type Queue interface {
-	// Submit queues every parcel, blocking while the queue is full, or
-	// returns an error and queues none. The parcels belong to the queue
-	// afterwards.
-	Submit(received time.Time, parcels []ingest.Parcel) error
+	// Submit queues every parcel of b, blocking while the queue is full,
+	// or returns an error and queues none. On success b belongs to the
+	// queue; on error it is still the caller's.
+	Submit(received time.Time, b *ingest.Batch) error
 }
 
 // Config configures a Server. Zero durations take the defaults below.
@@ -60,8 +60,9 @@ type Server struct {
 	trace bool // log every parcel (LOG_LEVEL=debug)
 	fast  *fasthttp.Server
 
-	// decode is ingest.Decode; tests replace it to exercise panic recovery.
-	decode func(body []byte) ([]ingest.Parcel, error)
+	// decode is (*ingest.Batch).Decode; tests replace it to exercise panic
+	// recovery.
+	decode func(b *ingest.Batch, body []byte) error
 
 	draining atomic.Bool // set by Shutdown: /readyz answers 503
 
@@ -105,7 +106,7 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		queue:     queue,
 		log:       log,
 		trace:     log.Enabled(context.Background(), slog.LevelDebug),
-		decode:    ingest.Decode,
+		decode:    (*ingest.Batch).Decode,
 		rejectLog: ratelog.New(10 * time.Second),
 		panicLog:  ratelog.New(10 * time.Second),
 	}
@@ -212,33 +213,36 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 	if err := checkContentHeaders(&ctx.Request.Header); err != nil {
 		return err
 	}
-	parcels, err := s.decodeRecovering(ctx.PostBody())
-	if err != nil {
+	b := ingest.AcquireBatch()
+	if err := s.decodeRecovering(b, ctx.PostBody()); err != nil {
+		ingest.ReleaseBatch(b)
 		return err
 	}
+	n := len(b.Parcels) // b is not ours to read once submitted
 	if s.trace {
-		for i := range parcels {
-			s.log.Debug("Handler: Received Parcel " + parcels[i].ID)
+		for i := range b.Parcels {
+			s.log.Debug("Handler: Received Parcel " + b.Parcels[i].ID)
 		}
 	}
-	if err := s.queue.Submit(ctx.Time(), parcels); err != nil {
+	if err := s.queue.Submit(ctx.Time(), b); err != nil {
+		ingest.ReleaseBatch(b)
 		return err
 	}
 	s.accepted.Add(1)
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType("application/json")
 	var buf [32]byte
-	b := append(buf[:0], `{"accepted":`...)
-	b = strconv.AppendInt(b, int64(len(parcels)), 10)
-	b = append(b, '}')
-	ctx.SetBody(b)
+	body := append(buf[:0], `{"accepted":`...)
+	body = strconv.AppendInt(body, int64(n), 10)
+	body = append(body, '}')
+	ctx.SetBody(body)
 	return nil
 }
 
 // decodeRecovering decodes body, turning a decoder panic into errDecoderPanic:
 // go-json has had panics on crafted sequences of malformed inputs
 // (goccy/go-json#604), and one hostile client must not stop the server.
-func (s *Server) decodeRecovering(body []byte) (parcels []ingest.Parcel, err error) {
+func (s *Server) decodeRecovering(b *ingest.Batch, body []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.decoderPanics.Add(1)
@@ -246,10 +250,10 @@ func (s *Server) decodeRecovering(body []byte) (parcels []ingest.Parcel, err err
 				s.log.Error("JSON decoder panicked; request answered 500, server keeps serving",
 					"panic", fmt.Sprint(r), "body_bytes", len(body), "suppressed_since_last", suppressed)
 			}
-			parcels, err = nil, errDecoderPanic
+			err = errDecoderPanic
 		}
 	}()
-	return s.decode(body)
+	return s.decode(b, body)
 }
 
 // health answers a health probe: 200 when ok, 503 otherwise.

@@ -87,7 +87,11 @@ func (s *recordingSink) Store(ctx context.Context, t ingest.Task) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.parcels = append(s.parcels, *t.Parcel)
+	// The parcel's memory is reused once Store returns: keep a copy, as
+	// every sink that retains parcels must.
+	s.parcels = append(s.parcels, ingest.Parcel{
+		ID: strings.Clone(t.Parcel.ID), Time: strings.Clone(t.Parcel.Time), Data: strings.Clone(t.Parcel.Data),
+	})
 	return nil
 }
 
@@ -567,7 +571,7 @@ func TestIsJSONMediaType(t *testing.T) {
 }
 
 func TestHandleParseError(t *testing.T) {
-	srv, err := New(Config{MaxBodyBytes: testMaxBody}, queueFunc(func(time.Time, []ingest.Parcel) error { return nil }))
+	srv, err := New(Config{MaxBodyBytes: testMaxBody}, queueFunc(func(time.Time, *ingest.Batch) error { return nil }))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -599,7 +603,7 @@ func TestHandleParseError(t *testing.T) {
 // middle of its headers is answered 408 once ReadTimeout passes.
 func TestReadTimeout(t *testing.T) {
 	srv, err := New(Config{MaxBodyBytes: testMaxBody, ReadTimeout: 100 * time.Millisecond},
-		queueFunc(func(time.Time, []ingest.Parcel) error { return nil }))
+		queueFunc(func(time.Time, *ingest.Batch) error { return nil }))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -639,14 +643,14 @@ func TestReadTimeout(t *testing.T) {
 }
 
 // queueFunc adapts a function to Queue.
-type queueFunc func(time.Time, []ingest.Parcel) error
+type queueFunc func(time.Time, *ingest.Batch) error
 
-func (f queueFunc) Submit(received time.Time, parcels []ingest.Parcel) error {
+func (f queueFunc) Submit(received time.Time, parcels *ingest.Batch) error {
 	return f(received, parcels)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	q := queueFunc(func(time.Time, []ingest.Parcel) error { return nil })
+	q := queueFunc(func(time.Time, *ingest.Batch) error { return nil })
 	if _, err := New(Config{MaxBodyBytes: 0}, q); err == nil {
 		t.Errorf("New with MaxBodyBytes 0: got nil error, want one")
 	}
@@ -795,7 +799,7 @@ func TestDecoderPanic(t *testing.T) {
 	env := startEnv(t, envOptions{})
 	// The request below is sent after this write, over a channel the
 	// server's goroutine receives from: no race.
-	env.srv.decode = func([]byte) ([]ingest.Parcel, error) { panic("decoder bug") }
+	env.srv.decode = func(*ingest.Batch, []byte) error { panic("decoder bug") }
 
 	resp := env.do(t, request{body: refBody})
 	checkError(t, resp, fasthttp.StatusInternalServerError, "internal error", "retry")
@@ -806,7 +810,7 @@ func TestDecoderPanic(t *testing.T) {
 		t.Errorf("dispatcher accepted %d parcels, want 0", got)
 	}
 
-	env.srv.decode = ingest.Decode
+	env.srv.decode = (*ingest.Batch).Decode
 	resp = env.do(t, request{body: refBody})
 	checkStatus(t, resp, fasthttp.StatusAccepted)
 	if got, want := string(resp.Body()), `{"accepted":9}`; got != want {
@@ -915,11 +919,12 @@ func TestShutdownWaitsForRequestInFlight(t *testing.T) {
 		answered <- result{resp.StatusCode(), string(resp.Body()), err}
 	}()
 
-	// One parcel in the sink, one in the queue, and Submit blocked on the
-	// third: the request is in flight and cannot finish on its own.
+	// All 9 parcels accepted, one in the sink, one in the queue, and Submit
+	// blocked on the third: the request is in flight and cannot finish on
+	// its own.
 	waitFor(t, "Submit to block on a full queue", func() bool {
 		s := env.disp.Stats()
-		return s.Accepted == 3 && s.BusyWorkers == 1 && s.Queued == 1
+		return s.Accepted == 9 && s.BusyWorkers == 1 && s.Queued == 1
 	})
 
 	shutdownErr := make(chan error, 1)
@@ -964,7 +969,7 @@ func (onlyTimeout) Timeout() bool { return true }
 // TestShutdownBeforeServe: a Serve that starts after Shutdown must return at
 // once instead of serving forever.
 func TestShutdownBeforeServe(t *testing.T) {
-	srv, err := New(Config{MaxBodyBytes: testMaxBody}, queueFunc(func(time.Time, []ingest.Parcel) error { return nil }))
+	srv, err := New(Config{MaxBodyBytes: testMaxBody}, queueFunc(func(time.Time, *ingest.Batch) error { return nil }))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -1,0 +1,292 @@
+package ingest
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// Batch is one request's parcels together with the memory their strings
+// point into: a private copy of the request body. Batches are pooled: the
+// handler acquires one, Decode fills it, Submit hands it to the dispatcher,
+// and the worker that completes its last task returns it to the pool. A
+// request therefore costs no allocation for its body copy or its parcels.
+//
+// Because the memory is reused, a Parcel's strings are valid only until the
+// Sink's Store for that parcel returns. A sink that keeps a parcel after
+// Store returns must copy it (strings.Clone).
+type Batch struct {
+	// Parcels are the decoded parcels, in request order.
+	Parcels []Parcel
+
+	buf     []byte       // copy of the body; fast-path strings point into it
+	pending atomic.Int64 // tasks of this batch not yet done
+	pooled  bool         // came from AcquireBatch, so goes back to the pool
+}
+
+// batchPool holds batches between requests. Like fasthttp's request pool it
+// is a cache, not state: any batch is as good as a new one.
+var batchPool = sync.Pool{New: func() any { return &Batch{pooled: true} }}
+
+// Batches holding more than this are dropped rather than pooled, so that
+// one large request does not pin its memory for the life of the process.
+const (
+	maxPooledBodyBytes = 64 << 10
+	maxPooledParcels   = 1024
+)
+
+// AcquireBatch returns an empty Batch from the pool.
+func AcquireBatch() *Batch {
+	return batchPool.Get().(*Batch)
+}
+
+// ReleaseBatch returns b to the pool. Call it only for a batch that was not
+// submitted (or whose Submit failed): a submitted batch is released by the
+// worker that completes its last task.
+func ReleaseBatch(b *Batch) {
+	if !b.pooled {
+		return
+	}
+	if cap(b.buf) > maxPooledBodyBytes || cap(b.Parcels) > maxPooledParcels {
+		return // let the GC have it
+	}
+	b.reset()
+	batchPool.Put(b)
+}
+
+func (b *Batch) reset() {
+	clear(b.Parcels) // drop string references into the old buffer
+	b.Parcels = b.Parcels[:0]
+	b.buf = b.buf[:0]
+	b.pending.Store(0)
+}
+
+// NewBatch returns a batch of the given parcels, not pooled: for tests and
+// callers that build parcels themselves.
+func NewBatch(parcels []Parcel) *Batch {
+	return &Batch{Parcels: parcels}
+}
+
+// taskDone records that one task of the batch is finished, and releases
+// the batch when it was the last.
+func (b *Batch) taskDone() {
+	if b.pending.Add(-1) == 0 {
+		ReleaseBatch(b)
+	}
+}
+
+// Decode copies body into the batch and parses it, replacing any parcels
+// the batch held. It accepts the body whole or refuses it whole with a
+// *DecodeError; the batch holds no parcels after an error. body is only read
+// during the call.
+//
+// The common shape — an object whose only member is "Data", entries whose
+// members are "id", "time" and "data" with plain string values — is parsed
+// in place by a scanner that allocates nothing and points the parcels'
+// strings into the batch's copy of the body. Anything else (escapes, unknown
+// or non-string fields, errors) goes to go-json, whose result is the
+// reference: the fast path only accepts what go-json would accept, with the
+// same values (the differential fuzz target checks this).
+func (b *Batch) Decode(body []byte) error {
+	b.reset()
+	b.buf = append(b.buf[:0], body...)
+	if b.scan() {
+		return nil
+	}
+	clear(b.Parcels)
+	b.Parcels = b.Parcels[:0]
+	parcels, err := decodeSlow(b.buf)
+	if err != nil {
+		return err
+	}
+	b.Parcels = append(b.Parcels, parcels...)
+	return nil
+}
+
+// scan is the fast path of Decode. It returns false, leaving partial
+// parcels behind, whenever the body is not in the common shape or is
+// invalid; Decode then starts over with go-json.
+func (b *Batch) scan() bool {
+	s := b.buf
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return false
+	}
+	i = skipSpace(s, i+1)
+	key, i, ok := scanString(s, i)
+	if !ok || !asciiEqualFold(key, "data") {
+		return false
+	}
+	i = skipSpace(s, i)
+	if i >= len(s) || s[i] != ':' {
+		return false
+	}
+	if i, ok = b.scanEntries(s, skipSpace(s, i+1)); !ok {
+		return false
+	}
+	i = skipSpace(s, i)
+	if i >= len(s) || s[i] != '}' {
+		return false // more members: unknown fields or a second "Data"
+	}
+	return skipSpace(s, i+1) == len(s)
+}
+
+// scanEntries parses the "Data" array starting at s[i] and returns the index
+// after it.
+func (b *Batch) scanEntries(s []byte, i int) (int, bool) {
+	if i >= len(s) || s[i] != '[' {
+		return i, false
+	}
+	i = skipSpace(s, i+1)
+	if i < len(s) && s[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var p Parcel
+		var ok bool
+		if i, ok = scanEntry(s, i, &p); !ok || !validFast(&p) {
+			return i, false
+		}
+		b.Parcels = append(b.Parcels, p)
+		i = skipSpace(s, i)
+		if i >= len(s) {
+			return i, false
+		}
+		switch s[i] {
+		case ',':
+			i = skipSpace(s, i+1)
+		case ']':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+// scanEntry parses one {"id":"..","time":"..","data":".."} object. Members
+// may come in any order and any letter case; a repeated member overwrites
+// the earlier one, as with encoding/json.
+func scanEntry(s []byte, i int, p *Parcel) (int, bool) {
+	if i >= len(s) || s[i] != '{' {
+		return i, false
+	}
+	i = skipSpace(s, i+1)
+	if i < len(s) && s[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		key, j, ok := scanString(s, i)
+		if !ok {
+			return j, false
+		}
+		i = skipSpace(s, j)
+		if i >= len(s) || s[i] != ':' {
+			return i, false
+		}
+		val, j, ok := scanString(s, skipSpace(s, i+1))
+		if !ok {
+			return j, false
+		}
+		switch {
+		case asciiEqualFold(key, "id"):
+			p.ID = bytesToString(val)
+		case asciiEqualFold(key, "time"):
+			p.Time = bytesToString(val)
+		case asciiEqualFold(key, "data"):
+			p.Data = bytesToString(val)
+		default:
+			return j, false
+		}
+		i = skipSpace(s, j)
+		if i >= len(s) {
+			return i, false
+		}
+		switch s[i] {
+		case ',':
+			i = skipSpace(s, i+1)
+		case '}':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+// scanString reads a JSON string starting at s[i] that needs no unescaping
+// and is valid UTF-8, returning its contents (a view into s) and the index
+// after the closing quote.
+func scanString(s []byte, i int) ([]byte, int, bool) {
+	if i >= len(s) || s[i] != '"' {
+		return nil, i, false
+	}
+	start := i + 1
+	ascii := true
+	for j := start; j < len(s); j++ {
+		c := s[j]
+		switch {
+		case c == '"':
+			v := s[start:j]
+			if !ascii && !utf8.Valid(v) {
+				return nil, j, false // encoding/json would substitute U+FFFD
+			}
+			return v, j + 1, true
+		case c == '\\' || c < 0x20:
+			return nil, j, false // escapes for go-json; control bytes are invalid
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, len(s), false
+}
+
+func skipSpace(s []byte, i int) int {
+	for i < len(s) {
+		switch s[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// asciiEqualFold reports whether key equals the lower-case ASCII name
+// ignoring ASCII case. Non-ASCII keys never match, and go to go-json, whose
+// Unicode case folding (e.g. the Kelvin sign K) is the reference.
+func asciiEqualFold(key []byte, lower string) bool {
+	if len(key) != len(lower) {
+		return false
+	}
+	for i := range key {
+		c := key[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// validFast is validate without building an error: a parcel it refuses goes
+// to the slow path, which explains what is wrong.
+func validFast(p *Parcel) bool {
+	if p.ID == "" || p.Time == "" {
+		return false
+	}
+	_, err := time.Parse(time.RFC3339, p.Time)
+	return err == nil
+}
+
+// bytesToString views b as a string without copying. The string is valid as
+// long as b's memory is not reused, that is until the batch is released.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
