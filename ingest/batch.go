@@ -3,7 +3,6 @@ package ingest
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -225,6 +224,9 @@ func scanString(s []byte, i int) ([]byte, int, bool) {
 	ascii := true
 	for j := start; j < len(s); j++ {
 		c := s[j]
+		if plainStringByte[c] {
+			continue
+		}
 		switch {
 		case c == '"':
 			v := s[start:j]
@@ -232,14 +234,24 @@ func scanString(s []byte, i int) ([]byte, int, bool) {
 				return nil, j, false // encoding/json would substitute U+FFFD
 			}
 			return v, j + 1, true
-		case c == '\\' || c < 0x20:
-			return nil, j, false // escapes for go-json; control bytes are invalid
 		case c >= utf8.RuneSelf:
 			ascii = false
+		default:
+			return nil, j, false // escapes are for go-json; control bytes are invalid
 		}
 	}
 	return nil, len(s), false
 }
+
+// plainStringByte marks the bytes a string's contents can hold with nothing
+// to check: printable ASCII but the quote and the backslash. One table
+// lookup per byte is the scanner's inner loop.
+var plainStringByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func skipSpace(s []byte, i int) int {
 	for i < len(s) {
@@ -253,19 +265,17 @@ func skipSpace(s []byte, i int) int {
 	return i
 }
 
-// asciiEqualFold reports whether key equals the lower-case ASCII name
-// ignoring ASCII case. Non-ASCII keys never match, and go to go-json, whose
-// Unicode case folding (e.g. the Kelvin sign K) is the reference.
-func asciiEqualFold(key []byte, lower string) bool {
-	if len(key) != len(lower) {
+// asciiEqualFold reports whether key equals name, a lower-case name made of
+// letters a-z only, ignoring ASCII case. For such names c|0x20 == name[i]
+// holds exactly when c is that letter in either case. Non-ASCII keys never
+// match and go to go-json, whose Unicode case folding (e.g. the Kelvin sign
+// K) is the reference.
+func asciiEqualFold(key []byte, name string) bool {
+	if len(key) != len(name) {
 		return false
 	}
 	for i := range key {
-		c := key[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
+		if key[i]|0x20 != name[i] {
 			return false
 		}
 	}
@@ -275,11 +285,7 @@ func asciiEqualFold(key []byte, lower string) bool {
 // validFast is validate without building an error: a parcel it refuses goes
 // to the slow path, which explains what is wrong.
 func validFast(p *Parcel) bool {
-	if p.ID == "" || p.Time == "" {
-		return false
-	}
-	_, err := time.Parse(time.RFC3339, p.Time)
-	return err == nil
+	return p.ID != "" && validTime(p.Time)
 }
 
 // bytesToString views b as a string without copying. The string is valid as

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	json "github.com/goccy/go-json"
 )
@@ -84,7 +83,7 @@ func validate(i int, p *Parcel) error {
 	if p.Time == "" {
 		return decodeErrorf(`Data[%d]: "time" is missing or empty`, i)
 	}
-	if _, err := time.Parse(time.RFC3339, p.Time); err != nil {
+	if !validTime(p.Time) {
 		return decodeErrorf(`Data[%d]: "time" %s is not an RFC 3339 timestamp (want e.g. "2017-01-01T00:00:01Z")`, i, quoteShort(p.Time))
 	}
 	return nil
