@@ -1,0 +1,113 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/fastingest/fastingest/ingest"
+)
+
+type discardSink struct{}
+
+func (discardSink) Store(context.Context, ingest.Task) error { return nil }
+
+func benchDispatcher(b *testing.B) *ingest.Dispatcher {
+	b.Helper()
+	d, err := ingest.New(ingest.Config{MaxQueue: 10000, MaxWorkers: 64, Sink: discardSink{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.Start()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = d.Shutdown(ctx)
+	})
+	return d
+}
+
+// BenchmarkHandler posts the reference payload through the whole server:
+// fasthttp over an in-memory listener, decode, every task queued and
+// processed by a sink that does nothing. Allocations include the client's.
+func BenchmarkHandler(b *testing.B) {
+	srv, err := New(Config{MaxBodyBytes: testMaxBody}, benchDispatcher(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln := fasthttputil.NewInmemoryListener()
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	client := &fasthttp.HostClient{Addr: "bench", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI("http://bench/")
+	req.Header.SetContentType("application/json")
+	req.SetBodyString(refBody)
+	b.SetBytes(int64(len(refBody)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := client.Do(req, resp); err != nil || resp.StatusCode() != fasthttp.StatusAccepted {
+			b.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
+		}
+	}
+}
+
+// BenchmarkHandlerNetHTTP is the twin on net/http: the same decoder and
+// dispatcher behind a net/http handler, over an in-memory listener.
+func BenchmarkHandlerNetHTTP(b *testing.B) {
+	d := benchDispatcher(b)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, testMaxBody))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		batch := ingest.AcquireBatch()
+		if err := batch.Decode(body); err != nil {
+			ingest.ReleaseBatch(batch)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		n := len(batch.Parcels)
+		if err := d.Submit(time.Now(), batch); err != nil {
+			ingest.ReleaseBatch(batch)
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"accepted":` + strconv.Itoa(n) + `}`))
+	})
+	ln := fasthttputil.NewInmemoryListener()
+	hs := &http.Server{Handler: handler}
+	go func() { _ = hs.Serve(ln) }()
+	b.Cleanup(func() { _ = hs.Close() })
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
+	}}
+
+	body := []byte(refBody)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Post("http://bench/", "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
