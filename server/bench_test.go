@@ -20,7 +20,9 @@ type discardSink struct{}
 
 func (discardSink) Store(context.Context, ingest.Task) error { return nil }
 
-func benchDispatcher(b *testing.B) *ingest.Dispatcher {
+// newNullDispatcher is a running dispatcher whose sink does nothing, for
+// measuring the request path alone; it is shut down when the test ends.
+func newNullDispatcher(b testing.TB) *ingest.Dispatcher {
 	b.Helper()
 	d, err := ingest.New(ingest.Config{MaxQueue: 10000, MaxWorkers: 64, Sink: discardSink{}})
 	if err != nil {
@@ -39,7 +41,7 @@ func benchDispatcher(b *testing.B) *ingest.Dispatcher {
 // fasthttp over an in-memory listener, decode, every task queued and
 // processed by a sink that does nothing. Allocations include the client's.
 func BenchmarkHandler(b *testing.B) {
-	srv, err := New(Config{MaxBodyBytes: testMaxBody}, benchDispatcher(b))
+	srv, err := New(Config{MaxBodyBytes: testMaxBody}, newNullDispatcher(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func BenchmarkHandler(b *testing.B) {
 // BenchmarkHandlerNetHTTP is the twin on net/http: the same decoder and
 // dispatcher behind a net/http handler, over an in-memory listener.
 func BenchmarkHandlerNetHTTP(b *testing.B) {
-	d := benchDispatcher(b)
+	d := newNullDispatcher(b)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, testMaxBody))
 		if err != nil {
