@@ -1,0 +1,703 @@
+#!/usr/bin/env bash
+# bench.sh: measure fastingest against the servers it must be judged by, on
+# any Linux machine with Go.
+#
+#   classic     the published "Handling 1 Million Requests per Minute with Go"
+#               design (net/http, encoding/json, a goroutine per job): the
+#               baseline users would otherwise deploy (benchmarks/classic)
+#   noop        fasthttp reading the body and answering 200: the ceiling
+#               (benchmarks/noop)
+#   fastingest  this repository, with SINK=null so that the ingest path is
+#               what is measured
+#
+# The three servers run interleaved (fastingest classic noop, fastingest ...)
+# for --rounds rounds under wrk; the table shows medians. Then: one hey run per
+# server (a second, independent client), a constant-rate vegeta run against
+# fastingest at 1M requests/min, and a SINK=sim run that checks the worker
+# arithmetic behind 1M requests/min.
+#
+# With 2 or more CPUs each server runs on one CPU with GOMAXPROCS=1 and the
+# load generators on another, so that figures compare servers, not scheduling.
+#
+# Usage: bash scripts/bench.sh [--rounds N] [--out FILE] [--smoke]
+# Environment: DURATION (10s), CONNS (64), RATE (16667, requests/s for vegeta),
+# VEGETA_WORKERS (64), SIM_WORKERS (6000), SIM_QUEUE (10000),
+# SIM_LATENCY (5ms-55ms).
+set -euo pipefail
+export LC_ALL=C
+
+usage() {
+	cat <<'EOF'
+Usage: bash scripts/bench.sh [--rounds N] [--out FILE] [--smoke]
+
+Benchmarks fastingest (SINK=null) against the classic "1M requests per minute"
+design and a no-op fasthttp server, with wrk (medians over N interleaved
+rounds), hey (one run per server), vegeta (constant 1M requests/min) and a
+SINK=sim run. Sends traffic to 127.0.0.1 only.
+
+  --rounds N   interleaved wrk rounds per server (default 3)
+  --out FILE   where to write every round's raw figures
+               (default benchmarks/results/<date>-<time>.txt; with --smoke,
+               a file in ${TMPDIR:-/tmp})
+  --smoke      every run for 1 second, 1 round: checks that the harness
+               works (for CI), not the figures; exits non-zero on any failure
+
+Environment: DURATION (default 10s: Ns, Nm or Nh), CONNS (default 64),
+RATE (default 16667 requests/s), VEGETA_WORKERS (default 64),
+SIM_WORKERS (default 6000), SIM_QUEUE (default 10000),
+SIM_LATENCY (default 5ms-55ms).
+EOF
+}
+
+die() {
+	printf 'bench: %s\n' "$*" >&2
+	exit 1
+}
+warn() {
+	printf 'bench: warning: %s\n' "$*" >&2
+	FAILURES=$((FAILURES + 1))
+}
+
+ROUNDS=3
+SMOKE=0
+OUT=""
+FAILURES=0
+while (($#)); do
+	case $1 in
+	--rounds) (($# >= 2)) || die "--rounds needs a number"; ROUNDS=$2; shift 2 ;;
+	--rounds=*) ROUNDS=${1#*=}; shift ;;
+	--out) (($# >= 2)) || die "--out needs a file name"; OUT=$2; shift 2 ;;
+	--out=*) OUT=${1#*=}; shift ;;
+	--smoke) SMOKE=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown argument: $1" ;;
+	esac
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds wants a positive integer, not '$ROUNDS'"
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+RATE=${RATE:-16667}
+VEGETA_WORKERS=${VEGETA_WORKERS:-64}
+SIM_WORKERS=${SIM_WORKERS:-6000}
+SIM_QUEUE=${SIM_QUEUE:-10000}
+SIM_LATENCY=${SIM_LATENCY:-5ms-55ms}
+WARMUP=1s
+if ((SMOKE)); then
+	DURATION=1s
+	ROUNDS=1
+fi
+for v in CONNS RATE VEGETA_WORKERS SIM_WORKERS SIM_QUEUE; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v wants a positive integer, not '${!v}'"
+done
+
+# seconds DURATION: the duration (Ns, Nm, Nh or N seconds) in whole seconds.
+# wrk, hey and vegeta all accept these forms.
+seconds() {
+	[[ $1 =~ ^([0-9]+)([smh]?)$ ]] || return 1
+	local n=${BASH_REMATCH[1]}
+	case ${BASH_REMATCH[2]} in
+	m) echo $((n * 60)) ;;
+	h) echo $((n * 3600)) ;;
+	*) echo "$n" ;;
+	esac
+}
+DUR_S=$(seconds "$DURATION") || die "DURATION wants Ns, Nm or Nh (e.g. 10s), not '$DURATION'"
+((DUR_S > 0)) || die "DURATION must be at least 1s"
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+PAYLOAD_FILE=$ROOT/scripts/payload.json
+LUA=$ROOT/scripts/post.lua
+[[ -f $PAYLOAD_FILE && -f $LUA ]] || die "missing scripts/payload.json or scripts/post.lua"
+export PAYLOAD=$PAYLOAD_FILE # read by post.lua
+PARCELS=$(grep -o '"id"' "$PAYLOAD_FILE" | wc -l)
+((PARCELS > 0)) || die "scripts/payload.json holds no parcels"
+
+# --- tools --------------------------------------------------------------------
+
+command -v go >/dev/null || die "go is missing: install Go (https://go.dev/dl/)"
+GOBIN_DIR=$(go env GOBIN)
+if [[ -z $GOBIN_DIR ]]; then
+	GOBIN_DIR=$(go env GOPATH)
+	GOBIN_DIR=${GOBIN_DIR%%:*}/bin
+fi
+
+# apt_install PACKAGE: install a Debian package when running as root.
+apt_install() {
+	((EUID == 0)) && command -v apt-get >/dev/null || return 1
+	echo "installing $1 (apt-get install -y $1)"
+	timeout 600 apt-get install -y -qq "$1" >/dev/null 2>&1 ||
+		{ timeout 600 apt-get update -qq >/dev/null 2>&1 && timeout 600 apt-get install -y -qq "$1" >/dev/null 2>&1; }
+}
+
+# go_tool NAME PACKAGE@VERSION: print the path of a Go tool, installing it
+# with go install when it is neither on PATH nor in GOBIN/GOPATH/bin.
+go_tool() {
+	local path
+	if path=$(command -v "$1"); then
+		echo "$path"
+		return
+	fi
+	if [[ ! -x $GOBIN_DIR/$1 ]]; then
+		echo "installing $1 (go install $2)" >&2
+		timeout 600 go install "$2" >&2 || die "$1 is missing and 'go install $2' failed; install it and retry"
+	fi
+	echo "$GOBIN_DIR/$1"
+}
+
+command -v wrk >/dev/null || apt_install wrk || true
+command -v wrk >/dev/null || die "wrk is missing: install it (Debian/Ubuntu: sudo apt-get install wrk)"
+WRK=$(command -v wrk)
+HEY=$(go_tool hey github.com/rakyll/hey@v0.1.5)
+VEGETA=$(go_tool vegeta github.com/tsenart/vegeta/v12@v12.13.0)
+if ! command -v jq >/dev/null && ! command -v python3 >/dev/null; then
+	apt_install jq || die "jq or python3 is needed to read vegeta's JSON report: install one (e.g. sudo apt-get install jq)"
+fi
+for t in timeout awk sed sort seq getconf; do
+	command -v "$t" >/dev/null || die "$t is missing"
+done
+
+# json_get FILE KEY: a top-level field of a JSON object (objects as JSON).
+json_get() {
+	if command -v jq >/dev/null; then
+		jq -c --arg k "$2" '.[$k]' "$1"
+	else
+		python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]], separators=(",", ":")))' "$1" "$2"
+	fi
+}
+
+# --- work directory, results, cleanup -----------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/fastingest-bench.XXXXXX")
+RAW=$WORK/raw.txt # every tool's full output, appended to the results file
+: >"$RAW"
+SERVERS=()   # PIDs of servers still running
+LOAD_PID=""  # the load generator running now, if any
+STAMP=$(date +%Y-%m-%d-%H%M%S)
+if [[ -z $OUT ]]; then
+	if ((SMOKE)); then
+		OUT=${TMPDIR:-/tmp}/fastingest-bench-smoke-$STAMP.txt
+	else
+		OUT=$ROOT/benchmarks/results/$STAMP.txt
+	fi
+fi
+mkdir -p "$(dirname "$OUT")"
+: >"$OUT"
+
+cleanup() {
+	local pid
+	if [[ -n $LOAD_PID ]]; then
+		kill -TERM "$LOAD_PID" 2>/dev/null || true
+	fi
+	for pid in "${SERVERS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${SERVERS[@]}"; do
+		for _ in {1..50}; do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	if [[ -s $RAW && -f $OUT ]]; then
+		{
+			echo
+			echo "== raw tool output"
+			cat "$RAW"
+		} >>"$OUT"
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# note LINE...: print and keep in the results file.
+note() {
+	printf '%s\n' "$*" | tee -a "$OUT"
+}
+
+# --- CPU pinning ----------------------------------------------------------------
+
+# allowed_cpus: the CPUs this process may run on, one per line.
+allowed_cpus() {
+	local list part parts
+	list=$(taskset -pc $$ 2>/dev/null) || return 1
+	list=${list##*: }
+	IFS=, read -r -a parts <<<"$list"
+	for part in "${parts[@]}"; do
+		if [[ $part == *-* ]]; then
+			seq "${part%-*}" "${part#*-}"
+		else
+			echo "$part"
+		fi
+	done
+}
+
+PIN_SERVER=()
+PIN_LOAD=()
+SERVER_ENV=()
+NCPU=$(nproc)
+CPUS=()
+if command -v taskset >/dev/null; then
+	mapfile -t CPUS < <(allowed_cpus || true)
+fi
+if ((${#CPUS[@]} >= 2)); then
+	PIN_SERVER=(taskset -c "${CPUS[0]}")
+	PIN_LOAD=(taskset -c "${CPUS[1]}")
+	SERVER_ENV=(GOMAXPROCS=1)
+	PINNING="pinned: each server on CPU ${CPUS[0]} with GOMAXPROCS=1, load generators on CPU ${CPUS[1]} (taskset)"
+elif ((NCPU >= 2)); then
+	PINNING="NOT pinned: taskset is missing (util-linux); servers and load generators share $NCPU CPUs"
+else
+	PINNING="NOT pinned: only $NCPU CPU; servers and load generators share it, so figures understate every server"
+fi
+
+# --- build --------------------------------------------------------------------
+
+echo "building fastingest, classic and noop into $WORK"
+timeout 600 go build -o "$WORK/fastingest" . || die "go build of fastingest failed"
+timeout 600 go build -o "$WORK/classic" ./benchmarks/classic || die "go build of benchmarks/classic failed"
+timeout 600 go build -o "$WORK/noop" ./benchmarks/noop || die "go build of benchmarks/noop failed"
+
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ $COMMIT != unknown && -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+	COMMIT="$COMMIT (with uncommitted changes)"
+fi
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+KIND=""
+((SMOKE)) && KIND=" (SMOKE: checks the harness; the figures mean nothing)"
+note "fastingest benchmark $STAMP$KIND"
+note "commit $COMMIT; $(go version); $(uname -sr); ${CPU_MODEL:-unknown CPU} x $NCPU"
+note "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+note "$PINNING"
+note "rounds $ROUNDS, duration $DURATION, warm-up $WARMUP, $CONNS connections, payload $PARCELS parcels ($(wc -c <"$PAYLOAD_FILE") bytes)"
+note "wrk $WRK; hey $HEY; vegeta $VEGETA"
+if read -r load1 _ </proc/loadavg && awk -v l="$load1" 'BEGIN {exit !(l > 0.5)}'; then
+	echo "bench: note: the 1-minute load average is $load1: if something else is running, figures will be noisy" >&2
+fi
+
+# --- servers ------------------------------------------------------------------
+
+SEQ=0
+CLEAR_ENV=()
+for v in ADDR MAX_WORKERS MAX_QUEUE SINK SIM_LATENCY MAX_BODY_BYTES LOG_LEVEL SHUTDOWN_TIMEOUT GOMAXPROCS; do
+	CLEAR_ENV+=(-u "$v")
+done
+# start_server NAME [VAR=VALUE...]: start $WORK/NAME on 127.0.0.1 with a free
+# port, wait until it answers HTTP; sets SRV_PID, SRV_PORT and SRV_LOG.
+start_server() {
+	local name=$1
+	shift
+	SEQ=$((SEQ + 1))
+	SRV_LOG=$WORK/$name.$SEQ.log
+	SRV_PORT=""
+	# env and taskset exec the server, so $! is the server's PID. The
+	# servers' settings come from the arguments only, not from the caller.
+	env "${CLEAR_ENV[@]}" ADDR=127.0.0.1:0 "${SERVER_ENV[@]}" "$@" "${PIN_SERVER[@]}" "$WORK/$name" >"$SRV_LOG" 2>&1 &
+	SRV_PID=$!
+	SERVERS+=("$SRV_PID")
+	local i
+	for i in {1..100}; do
+		SRV_PORT=$(sed -nE 's/.*(listen=|listening on )127\.0\.0\.1:([0-9]+).*/\2/p' "$SRV_LOG" | head -n1)
+		[[ -n $SRV_PORT ]] && break
+		kill -0 "$SRV_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [[ -z $SRV_PORT ]]; then
+		cat "$SRV_LOG" >&2
+		if ! kill -0 "$SRV_PID" 2>/dev/null; then
+			local rc=0
+			wait "$SRV_PID" || rc=$?
+			die "$name ($*) exited with status $rc before listening"
+		fi
+		die "$name ($*) did not log its address within 10 s"
+	fi
+	for i in {1..50}; do
+		http_ping "$SRV_PORT" && return 0
+		kill -0 "$SRV_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$SRV_LOG" >&2
+	die "$name (pid $SRV_PID) does not answer HTTP on 127.0.0.1:$SRV_PORT"
+}
+
+# http_ping PORT: whether an HTTP server answers GET /healthz on 127.0.0.1:PORT
+# (any status will do).
+http_ping() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+			printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 &&
+			IFS= read -r -t 2 line <&3 &&
+			[[ $line == HTTP/1.* ]]
+	) 2>/dev/null
+}
+
+# stop_server NAME: SIGTERM the server started last, wait for it (40 s at most:
+# fastingest drains its queue), and check that it exited 0.
+stop_server() {
+	local rc=0 i
+	kill -TERM "$SRV_PID" 2>/dev/null || true
+	for i in {1..400}; do
+		kill -0 "$SRV_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$SRV_PID" 2>/dev/null; then
+		kill -KILL "$SRV_PID" 2>/dev/null || true
+		warn "$1 did not exit within 40 s of SIGTERM; killed"
+	fi
+	wait "$SRV_PID" 2>/dev/null || rc=$?
+	local keep=()
+	for i in "${SERVERS[@]}"; do
+		[[ $i == "$SRV_PID" ]] || keep+=("$i")
+	done
+	SERVERS=("${keep[@]}")
+	{
+		echo "-- $1 log (exit status $rc)"
+		cat "$SRV_LOG"
+	} >>"$RAW"
+	if ((rc != 0)); then
+		tail -n 5 "$SRV_LOG" >&2
+		warn "$1 exited with status $rc after SIGTERM"
+	fi
+}
+
+# cpu_ticks PID: user + system CPU time of a process, in clock ticks.
+cpu_ticks() {
+	local stat f
+	stat=$(<"/proc/$1/stat")
+	read -r -a f <<<"${stat##*) }" # fields from the 3rd on: utime is the 14th
+	echo $((f[11] + f[12]))
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# peak_rss_mib PID: the process's peak resident set size (VmHWM), in MiB.
+peak_rss_mib() {
+	awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"
+}
+
+now_ns() { date +%s%N; }
+
+# children_cpu VAR: set VAR to the user + system CPU seconds of every child
+# this shell has waited for (the load generators, through timeout). Call it
+# as a command, not in $(...): a subshell's children start from zero.
+children_cpu() {
+	times >"$WORK/times.txt"
+	printf -v "$1" '%s' "$(awk 'NR == 2 {
+		t = 0
+		for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
+		printf "%.3f\n", t
+	}' "$WORK/times.txt")"
+}
+
+# cpu_pct CPU_SECONDS NANOSECONDS: CPU time as a share of one core, in %.
+cpu_pct() {
+	awk -v c="$1" -v ns="$2" 'BEGIN {printf "%.0f\n", 100 * c / (ns / 1e9)}'
+}
+
+# bounded SECONDS OUTFILE CMD...: run a load generator on the load CPU with a
+# time limit, output in OUTFILE (and the raw log); returns its exit status.
+bounded() {
+	local limit=$1 out=$2 rc=0
+	shift 2
+	timeout "$limit" "${PIN_LOAD[@]}" "$@" >"$out" 2>&1 &
+	LOAD_PID=$!
+	wait "$LOAD_PID" || rc=$?
+	LOAD_PID=""
+	{
+		echo "-- $*  (exit status $rc)"
+		cat "$out"
+	} >>"$RAW"
+	return "$rc"
+}
+
+# warm_up PORT NAME: a short wrk run whose figures are discarded.
+warm_up() {
+	bounded 60 "$WORK/warmup.txt" "$WRK" -t1 -c"$CONNS" -d"$WARMUP" -s "$LUA" "http://127.0.0.1:$1/" ||
+		die "wrk warm-up against $2 failed: $(tail -n 3 "$WORK/warmup.txt")"
+}
+
+# parse_wrk FILE: "requests req/s p50_ms p99_ms non2xx socket_errors".
+parse_wrk() {
+	awk '
+	function ms(v) {
+		if (v ~ /us$/) return v / 1000
+		if (v ~ /ms$/) return v + 0
+		if (v ~ /s$/) return v * 1000
+		if (v ~ /m$/) return v * 60000
+		if (v ~ /h$/) return v * 3600000
+		return v + 0
+	}
+	$1 == "50%" { p50 = ms($2) }
+	$1 == "99%" { p99 = ms($2) }
+	/ requests in / { req = $1 }
+	/^Requests\/sec:/ { rps = $2 }
+	/Non-2xx or 3xx responses:/ { non2xx = $NF }
+	/Socket errors:/ { sock = $4 + $6 + $8 + $10 }
+	END { printf "%d %.1f %.3f %.3f %d %d\n", req, rps, p50, p99, non2xx, sock }
+	' "$1"
+}
+
+# run_wrk NAME PORT LABEL: the measured wrk run; sets W_REQ W_RPS W_P50 W_P99
+# W_CPU_US (server CPU µs per request) W_UTIL (server CPU %) W_GEN (wrk CPU %)
+# W_RSS (MiB).
+run_wrk() {
+	local name=$1 port=$2 label=$3 out=$WORK/wrk.txt t0 t1 c0 c1 g0 g1 non2xx sock
+	children_cpu g0
+	c0=$(cpu_ticks "$SRV_PID")
+	t0=$(now_ns)
+	bounded $((DUR_S + 60)) "$out" "$WRK" -t1 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "http://127.0.0.1:$port/" ||
+		die "wrk against $name ($label) failed: $(tail -n 3 "$out")"
+	t1=$(now_ns)
+	c1=$(cpu_ticks "$SRV_PID")
+	children_cpu g1
+	W_GEN=$(cpu_pct "$(awk -v a="$g0" -v b="$g1" 'BEGIN {print b - a}')" $((t1 - t0)))
+	W_RSS=$(peak_rss_mib "$SRV_PID")
+	read -r W_REQ W_RPS W_P50 W_P99 non2xx sock < <(parse_wrk "$out")
+	((W_REQ > 0)) || die "wrk against $name ($label) completed no request: $(cat "$out")"
+	((non2xx == 0)) || warn "$name ($label): $non2xx responses were not 2xx"
+	((sock == 0)) || echo "bench: note: $name ($label): $sock socket errors (see raw output)" >&2
+	read -r W_CPU_US W_UTIL < <(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$W_REQ" -v ns=$((t1 - t0)) \
+		'BEGIN {printf "%.2f %.0f\n", d * 1e6 / hz / n, 100 * (d / hz) / (ns / 1e9)}')
+}
+
+SERVER_NAMES=(fastingest classic noop)
+# server_args NAME: the environment each server runs with in the comparison:
+# fastingest and classic with the same (default) pool sizes, whatever the
+# caller's environment says.
+server_args() {
+	case $1 in
+	fastingest) echo "SINK=null MAX_WORKERS=1000 MAX_QUEUE=10000 LOG_LEVEL=info" ;;
+	classic) echo "MAX_WORKERS=1000 MAX_QUEUE=10000" ;;
+	*) echo "" ;;
+	esac
+}
+
+# --- wrk rounds ---------------------------------------------------------------
+
+ROWS=$WORK/rows.tsv
+printf 'server\tround\treq/s\tp50_ms\tp99_ms\tpeak_rss_mib\tcpu_us_per_req\tserver_cpu_pct\twrk_cpu_pct\trequests\n' >"$ROWS"
+echo
+echo "== wrk: $ROUNDS interleaved round(s) of $DURATION per server, -t1 -c$CONNS"
+for ((round = 1; round <= ROUNDS; round++)); do
+	for name in "${SERVER_NAMES[@]}"; do
+		read -r -a extra <<<"$(server_args "$name")"
+		start_server "$name" "${extra[@]}"
+		warm_up "$SRV_PORT" "$name"
+		run_wrk "$name" "$SRV_PORT" "round $round"
+		stop_server "$name"
+		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$W_RPS" "$W_P50" "$W_P99" "$W_RSS" \
+			"$W_CPU_US" "$W_UTIL" "$W_GEN" "$W_REQ" >>"$ROWS"
+		printf '  round %d %-10s %8.0f req/s  p50 %6.3f ms  p99 %7.3f ms  %5.1f MiB  %6.2f CPU us/req  server CPU %s%%  wrk CPU %s%%\n' \
+			"$round" "$name" "$W_RPS" "$W_P50" "$W_P99" "$W_RSS" "$W_CPU_US" "$W_UTIL" "$W_GEN"
+	done
+done
+{
+	echo
+	echo "== wrk, every round (-t1 -c$CONNS -d$DURATION --latency)"
+	cat "$ROWS"
+} >>"$OUT"
+
+# median SERVER COLUMN: the median of a column of $ROWS for one server.
+median() {
+	awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $1 == s {print $c}' "$ROWS" | sort -g |
+		awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+
+# --- hey ----------------------------------------------------------------------
+
+echo
+echo "== hey: ONE run of $DURATION per server (not a median), -c 64"
+HEY_ROWS=$WORK/hey.tsv
+printf 'server\treq/s\tp99_ms\n' >"$HEY_ROWS"
+for name in "${SERVER_NAMES[@]}"; do
+	read -r -a extra <<<"$(server_args "$name")"
+	start_server "$name" "${extra[@]}"
+	warm_up "$SRV_PORT" "$name"
+	out=$WORK/hey.txt
+	bounded $((DUR_S + 60)) "$out" "$HEY" -z "$DURATION" -c 64 -m POST -T application/json -D "$PAYLOAD_FILE" \
+		"http://127.0.0.1:$SRV_PORT/" || die "hey against $name failed: $(tail -n 3 "$out")"
+	stop_server "$name"
+	read -r h_rps h_p99 h_ok h_bad < <(awk '
+		/Requests\/sec:/ { rps = $2 }
+		$1 ~ /^99%+$/ && $2 == "in" { p99 = $3 * 1000 } # hey v0.1.5 prints "99%%"
+		/^ *\[[0-9]+\]/ { code = substr($1, 2, 3); if (code ~ /^2/) ok += $2; else bad += $2 }
+		END { printf "%.1f %.3f %d %d\n", rps, p99, ok, bad }' "$out")
+	((h_ok > 0)) || die "hey against $name got no 2xx response: $(cat "$out")"
+	((h_bad == 0)) || warn "hey against $name: $h_bad responses were not 2xx"
+	grep -q '^Error distribution' "$out" && echo "bench: note: hey against $name reported errors (see raw output)" >&2
+	printf '%s\t%s\t%s\n' "$name" "$h_rps" "$h_p99" >>"$HEY_ROWS"
+	printf '  %-10s %10.0f req/s  p99 %7.3f ms\n' "$name" "$h_rps" "$h_p99"
+done
+{
+	echo
+	echo "== hey, one run per server (-z $DURATION -c 64)"
+	cat "$HEY_ROWS"
+} >>"$OUT"
+
+# --- vegeta: constant rate ----------------------------------------------------
+
+echo
+# vegeta's default, unbounded workers, collapses when vegeta has one CPU: on a
+# hiccup it starts workers, each dialling a new connection, which costs more
+# CPU, so it falls further behind (measured: 1,219 req/s sent of 16,667, 8,221
+# connections, p50 8.5 s, the server 7% busy). A fixed pool of VEGETA_WORKERS
+# keeps the rate; if the server is too slow for it, the rate is not achieved
+# and the report says so.
+echo "== vegeta: fastingest (SINK=null) at a constant $RATE req/s for $DURATION, $VEGETA_WORKERS workers"
+read -r -a extra <<<"$(server_args fastingest)"
+start_server fastingest "${extra[@]}"
+warm_up "$SRV_PORT" fastingest
+printf 'POST http://127.0.0.1:%s/\nContent-Type: application/json\n@%s\n' "$SRV_PORT" "$PAYLOAD_FILE" >"$WORK/targets.txt"
+children_cpu g0
+c0=$(cpu_ticks "$SRV_PID")
+t0=$(now_ns)
+bounded $((DUR_S + 60)) "$WORK/vegeta-attack.txt" "$VEGETA" attack -rate="$RATE/s" -duration="$DURATION" -timeout=10s \
+	-workers="$VEGETA_WORKERS" -max-workers="$VEGETA_WORKERS" -targets="$WORK/targets.txt" -output="$WORK/vegeta.bin" ||
+	die "vegeta attack failed: $(tail -n 3 "$WORK/vegeta-attack.txt")"
+t1=$(now_ns)
+c1=$(cpu_ticks "$SRV_PID")
+children_cpu g1
+v_gen=$(cpu_pct "$(awk -v a="$g0" -v b="$g1" 'BEGIN {print b - a}')" $((t1 - t0)))
+stop_server fastingest
+timeout 120 "$VEGETA" report -type=json "$WORK/vegeta.bin" >"$WORK/vegeta.json" || die "vegeta report failed"
+# vegeta's JSON report has no p99.9 (and estimates the others), so the
+# percentiles come from the results themselves (column 3: latency in ns).
+timeout 120 "$VEGETA" encode -to csv "$WORK/vegeta.bin" | cut -d, -f3 | sort -n >"$WORK/vegeta-lat.txt" ||
+	die "vegeta encode failed"
+read -r v_p50 v_p99 v_p999 < <(awk '
+	function q(p,  i) { i = int(p * NR); if (i < p * NR) i++; if (i < 1) i = 1; return a[i] / 1e6 }
+	{ a[NR] = $1 }
+	END { printf "%.3f %.3f %.3f\n", q(0.5), q(0.99), q(0.999) }' "$WORK/vegeta-lat.txt")
+v_rate=$(json_get "$WORK/vegeta.json" rate)
+v_thr=$(json_get "$WORK/vegeta.json" throughput)
+v_req=$(json_get "$WORK/vegeta.json" requests)
+v_success=$(json_get "$WORK/vegeta.json" success)
+v_codes=$(json_get "$WORK/vegeta.json" status_codes)
+v_errors=$(json_get "$WORK/vegeta.json" errors)
+((v_req > 0)) || die "vegeta sent no request"
+read -r v_cpu_us v_util < <(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$v_req" -v ns=$((t1 - t0)) \
+	'BEGIN {printf "%.2f %.0f\n", d * 1e6 / hz / n, 100 * (d / hz) / (ns / 1e9)}')
+VEGETA_SUMMARY=$(printf 'sent %.0f req/s, successful %.0f req/s (success ratio %s, status codes %s)\nlatency p50 %s ms, p99 %s ms, p99.9 %s ms; server CPU %s%% of one core, %s us/request; vegeta CPU %s%%' \
+	"$v_rate" "$v_thr" "$v_success" "$v_codes" "$v_p50" "$v_p99" "$v_p999" "$v_util" "$v_cpu_us" "$v_gen")
+if awk -v t="$v_thr" -v r="$RATE" 'BEGIN {exit !(t >= 0.99 * r)}'; then
+	VEGETA_VERDICT="rate achieved ($(printf '%.0f' "$v_thr") req/s >= 99% of $RATE)"
+else
+	VEGETA_VERDICT="rate NOT achieved: $(printf '%.0f' "$v_thr") req/s (want >= 99% of $RATE)"
+	if ((v_util < 90)); then
+		VEGETA_VERDICT+="; the server used only ${v_util}% of its CPU (vegeta ${v_gen}%), so it is not the server's CPU"
+	fi
+fi
+[[ $v_errors == "[]" ]] || echo "bench: note: vegeta errors: ${v_errors:0:300}" >&2
+echo "$VEGETA_SUMMARY"
+echo "$VEGETA_VERDICT"
+{
+	echo
+	echo "== vegeta attack -rate=$RATE/s -duration=$DURATION -workers=$VEGETA_WORKERS -max-workers=$VEGETA_WORKERS against fastingest (SINK=null)"
+	echo "$VEGETA_SUMMARY"
+	echo "$VEGETA_VERDICT"
+	echo "report: $(cat "$WORK/vegeta.json")"
+} >>"$OUT"
+
+# --- SINK=sim -----------------------------------------------------------------
+
+echo
+echo "== SINK=sim: fastingest with MAX_WORKERS=$SIM_WORKERS MAX_QUEUE=$SIM_QUEUE SIM_LATENCY=$SIM_LATENCY, wrk $DURATION"
+start_server fastingest SINK=sim MAX_WORKERS="$SIM_WORKERS" MAX_QUEUE="$SIM_QUEUE" SIM_LATENCY="$SIM_LATENCY" LOG_LEVEL=info
+warm_up "$SRV_PORT" "fastingest (sim)"
+run_wrk fastingest "$SRV_PORT" "SINK=sim"
+stop_server "fastingest (sim)"
+SIM_RPS=$W_RPS
+# mean_latency_s RANGE: the mean of SIM_LATENCY (min-max or one duration of
+# ns, us, ms, s or m), in seconds.
+mean_latency_s() {
+	awk -v r="$1" '
+	function sec(d,  n) {
+		n = d + 0
+		if (d ~ /ns$/) return n / 1e9
+		if (d ~ /(us|µs)$/) return n / 1e6
+		if (d ~ /ms$/) return n / 1e3
+		if (d ~ /s$/) return n
+		if (d ~ /m$/) return n * 60
+		return -1
+	}
+	BEGIN {
+		k = split(r, p, "-"); lo = sec(p[1]); hi = (k > 1) ? sec(p[2]) : lo
+		if (lo < 0 || hi < 0 || k > 2) exit 1
+		printf "%.6f\n", (lo + hi) / 2
+	}'
+}
+SIM_SUMMARY=$(
+	printf 'measured: %.0f req/s = %.0f req/min = %.0f parcels/s (p50 %s ms, p99 %s ms, server CPU %s%%, %s MiB peak RSS)\n' \
+		"$SIM_RPS" "$(awk -v r="$SIM_RPS" 'BEGIN {print r * 60}')" "$(awk -v r="$SIM_RPS" -v p="$PARCELS" 'BEGIN {print r * p}')" \
+		"$W_P50" "$W_P99" "$W_UTIL" "$W_RSS"
+	if mean=$(mean_latency_s "$SIM_LATENCY"); then
+		awk -v w="$SIM_WORKERS" -v m="$mean" -v p="$PARCELS" -v r="$SIM_RPS" 'BEGIN {
+			bound = w / m
+			printf "bound:    MAX_WORKERS / mean latency = %d / %.3f s = %.0f parcels/s = %.0f req/s = %.0f req/min (%d parcels per request)\n",
+				w, m, bound, bound / p, bound / p * 60, p
+			printf "          measured is %.0f%% of the bound\n", 100 * r * p / bound
+			target = 1e6 / 60
+			need = target * p * m
+			printf "1M req/min: workers >= %.0f req/s x %d parcels x %.3f s = %.0f (Little'"'"'s law: no margin at all;\n", target, p, m, need
+			printf "          latency spread and bursts need more): recommend MAX_WORKERS >= %.0f (+25%%), with MAX_QUEUE\n", need * 1.25
+			printf "          absorbing bursts; MAX_WORKERS=%d is %.2fx the minimum\n", w, w / need
+		}'
+	else
+		echo "bound:    SIM_LATENCY '$SIM_LATENCY' is not a form this script reads (e.g. 5ms-55ms); no bound computed"
+	fi
+)
+echo "$SIM_SUMMARY"
+{
+	echo
+	echo "== SINK=sim: MAX_WORKERS=$SIM_WORKERS MAX_QUEUE=$SIM_QUEUE SIM_LATENCY=$SIM_LATENCY, wrk -t1 -c$CONNS -d$DURATION"
+	echo "$SIM_SUMMARY"
+} >>"$OUT"
+
+# --- summary ------------------------------------------------------------------
+
+{
+	echo
+	echo "== summary: wrk -t1 -c$CONNS -d$DURATION, median of $ROUNDS round(s); $PINNING"
+	printf '%-10s %8s %10s %10s %7s %8s %8s %10s %7s %7s\n' server "req/s" "req/min" "parcels/s" "p50 ms" "p99 ms" \
+		"RSS MiB" "CPU us/req" "srv CPU" "wrk CPU"
+	for name in "${SERVER_NAMES[@]}"; do
+		rps=$(median "$name" 3)
+		if [[ $name == noop ]]; then
+			parcels=-
+		else
+			parcels=$(awk -v r="$rps" -v p="$PARCELS" 'BEGIN {printf "%.0f", r * p}')
+		fi
+		printf '%-10s %8.0f %10.0f %10s %7.3f %8.3f %8.1f %10.2f %6.0f%% %6.0f%%\n' "$name" "$rps" \
+			"$(awk -v r="$rps" 'BEGIN {print r * 60}')" "$parcels" "$(median "$name" 4)" "$(median "$name" 5)" \
+			"$(median "$name" 6)" "$(median "$name" 7)" "$(median "$name" 8)" "$(median "$name" 9)"
+	done
+	echo "(RSS = peak, VmHWM; CPU us/req = server user+system CPU during the run / requests; srv CPU, wrk CPU = share"
+	echo " of one core: a server below ~95% while wrk is near 100% was limited by the load generator, not by itself)"
+	awk -v f="$(median fastingest 3)" -v c="$(median classic 3)" -v n="$(median noop 3)" \
+		-v fc="$(median fastingest 7)" -v nc="$(median noop 7)" 'BEGIN {
+		printf "fastingest: req/s %.2fx classic, %.2fx noop; CPU/request %.2fx noop (+%.2f us for decoding, validating, queueing)\n",
+			f / c, f / n, fc / nc, fc - nc
+	}'
+	echo
+	echo "hey, one run per server (-z $DURATION -c 64), not a median:"
+	while IFS=$'\t' read -r name rps p99; do
+		[[ $name == server ]] && continue
+		printf '  %-10s %10.0f req/s  p99 %7.3f ms\n' "$name" "$rps" "$p99"
+	done <"$HEY_ROWS"
+	echo
+	echo "vegeta, fastingest at $RATE req/s for $DURATION ($VEGETA_WORKERS workers): $VEGETA_VERDICT"
+	echo "$VEGETA_SUMMARY"
+	echo
+	echo "SINK=sim, MAX_WORKERS=$SIM_WORKERS MAX_QUEUE=$SIM_QUEUE SIM_LATENCY=$SIM_LATENCY:"
+	echo "$SIM_SUMMARY"
+} >"$WORK/summary.txt"
+echo
+cat "$WORK/summary.txt"
+cat "$WORK/summary.txt" >>"$OUT"
+echo
+echo "results (every round's raw figures and tool output): $OUT"
+if ((FAILURES > 0)); then
+	die "$FAILURES problem(s) above: the figures may not be trustworthy"
+fi
