@@ -111,18 +111,17 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		panicLog:  ratelog.New(10 * time.Second),
 	}
 	s.fast = &fasthttp.Server{
-		Handler:                       s.handle,
-		ErrorHandler:                  s.handleParseError,
-		Name:                          "fastingest",
-		MaxRequestBodySize:            cfg.MaxBodyBytes,
-		Concurrency:                   maxConns,
-		ReadTimeout:                   cfg.ReadTimeout,
-		WriteTimeout:                  cfg.WriteTimeout,
-		IdleTimeout:                   cfg.IdleTimeout,
-		DisablePreParseMultipartForm:  true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: false,
-		Logger:                        fasthttpLogger{log: log, limit: ratelog.New(10 * time.Second)},
+		Handler:                      s.handle,
+		ErrorHandler:                 s.handleParseError,
+		Name:                         "fastingest",
+		MaxRequestBodySize:           cfg.MaxBodyBytes,
+		Concurrency:                  maxConns,
+		ReadTimeout:                  cfg.ReadTimeout,
+		WriteTimeout:                 cfg.WriteTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		Logger:                       fasthttpLogger{log: log, limit: ratelog.New(10 * time.Second)},
 	}
 	return s, nil
 }
