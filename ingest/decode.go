@@ -197,6 +197,8 @@ const warmupBody = `{"Data":[{"id":"1","time":"2017-01-01T00:00:01Z","data":"abc
 // doing that once at startup keeps the first requests fast and keeps the
 // cache's first fill away from concurrent handlers (goccy/go-json#495).
 func WarmDecoder() error {
-	_, err := Decode([]byte(warmupBody))
+	// decodeSlow, not Decode: the fast path would take this body and leave
+	// go-json cold.
+	_, err := decodeSlow([]byte(warmupBody))
 	return err
 }
