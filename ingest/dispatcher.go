@@ -58,7 +58,7 @@ type Dispatcher struct {
 	accepted   atomic.Uint64
 	completed  atomic.Uint64
 	failed     atomic.Uint64
-	busy       atomic.Int64
+	dispatched atomic.Uint64 // tasks handed to a worker; minus completed and failed, the busy workers
 	sinkErrors *ratelog.Limiter
 }
 
@@ -131,6 +131,9 @@ func (d *Dispatcher) run() {
 		}
 		worker := ready[len(ready)-1]
 		ready = ready[:len(ready)-1]
+		// Counted here, once per task, rather than by the worker on
+		// entry and exit: one atomic operation instead of two.
+		d.dispatched.Add(1)
 		worker <- t
 	}
 	for _, w := range d.workers {
@@ -213,7 +216,7 @@ type Stats struct {
 	Failed      uint64 // parcels the sink refused or panicked on
 	Queued      int    // tasks waiting in the global queue
 	QueueCap    int    // MaxQueue
-	BusyWorkers int    // workers storing a task right now
+	BusyWorkers int    // workers given a task they have not finished
 	Workers     int    // MaxWorkers
 }
 
@@ -226,12 +229,15 @@ func (d *Dispatcher) Stats() Stats {
 	completed := d.completed.Load()
 	failed := d.failed.Load()
 	return Stats{
-		Completed:   completed,
-		Failed:      failed,
-		Accepted:    d.accepted.Load(),
-		Queued:      len(d.queue),
-		QueueCap:    cap(d.queue),
-		BusyWorkers: int(d.busy.Load()),
+		Completed: completed,
+		Failed:    failed,
+		Accepted:  d.accepted.Load(),
+		Queued:    len(d.queue),
+		QueueCap:  cap(d.queue),
+		// A task is busy from its hand-off until it completes or fails;
+		// dispatched is read last, so this never undercounts by a
+		// finished task, and briefly includes one being handed over.
+		BusyWorkers: int(d.dispatched.Load() - completed - failed),
 		Workers:     len(d.workers),
 	}
 }

@@ -63,7 +63,6 @@ func (w *Worker) loop() {
 
 func (w *Worker) process(t Task) {
 	d := w.d
-	d.busy.Add(1)
 	if w.trace {
 		d.log.Debug("Worker " + strconv.Itoa(w.id) + ": Received Task with Parcel " + t.Parcel.ID)
 	}
@@ -81,7 +80,6 @@ func (w *Worker) process(t Task) {
 		}
 	}
 	t.done() // the parcel's memory may be reused from here on
-	d.busy.Add(-1)
 }
 
 // store calls the sink, turning a panic into an error so that one bad parcel
