@@ -95,42 +95,18 @@ done
 
 # --- rendering ----------------------------------------------------------------
 
-# render OUT ENV_CONTENT_FILE: render the template with the sample values into
-# OUT. A line of 6 spaces and @@NAME@@ (NAME a whole-line placeholder) becomes
-# the file's lines, each indented by 6 spaces (empty lines stay empty); inline
-# placeholders are replaced in place, literally (no regex or & expansion).
-SAMPLE_URI=s3://fastingest-artifacts-123456789012/fastingest/v0.1.0/linux-amd64/fastingest
+# render OUT ENV_FILE: render the template into OUT with the sample values,
+# through the deploy script itself (--print-user-data makes no AWS call), so
+# that what is validated is exactly what a deploy would send.
+SAMPLE_BUCKET=fastingest-artifacts-123456789012
+SAMPLE_KEY=fastingest/v0.1.0/linux-amd64/fastingest
+SAMPLE_URI=s3://$SAMPLE_BUCKET/$SAMPLE_KEY
 SAMPLE_REGION=eu-west-1
 SAMPLE_PORT=8080
 render() {
-	R_BINARY_S3_URI=$SAMPLE_URI R_REGION=$SAMPLE_REGION R_PORT=$SAMPLE_PORT \
-		R_FILE_SERVICE_UNIT=$UNIT R_FILE_SYSCTL_CONF=$SYSCTL R_FILE_ENV_FILE_CONTENT=$2 \
-		awk '
-		function repl(s, tok, val,    out, i) {
-			out = ""
-			while ((i = index(s, tok)) > 0) {
-				out = out substr(s, 1, i - 1) val
-				s = substr(s, i + length(tok))
-			}
-			return out s
-		}
-		/^      @@[A-Z_]+@@$/ {
-			name = substr($0, 9, length($0) - 10)
-			f = ENVIRON["R_FILE_" name]
-			if (f != "") {
-				while ((r = (getline l < f)) > 0)
-					print (l == "" ? "" : "      " l)
-				if (r < 0) { print "render: cannot read " f > "/dev/stderr"; exit 1 }
-				close(f)
-				next
-			}
-		}
-		{
-			$0 = repl($0, "@@BINARY_S3_URI@@", ENVIRON["R_BINARY_S3_URI"])
-			$0 = repl($0, "@@REGION@@", ENVIRON["R_REGION"])
-			$0 = repl($0, "@@PORT@@", ENVIRON["R_PORT"])
-			print
-		}' "$TEMPLATE" >"$1"
+	env -u AWS_ENDPOINT_URL BUCKET="$SAMPLE_BUCKET" BINARY_KEY="$SAMPLE_KEY" AWS_REGION="$SAMPLE_REGION" \
+		PORT="$SAMPLE_PORT" ENV_FILE="$2" CLOUD_INIT_TEMPLATE="$TEMPLATE" SERVICE_UNIT_FILE="$UNIT" \
+		SYSCTL_FILE="$SYSCTL" bash "$ROOT/scripts/deploy-ec2.sh" --print-user-data >"$1"
 }
 
 section "rendering with sample values"
