@@ -5,51 +5,11 @@
 # role, the bucket), then fixtures/aws. The build is skipped (BINARY), the
 # templates are the stand-ins in fixtures/templates, waits do not sleep.
 
-setup() {
-	ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
-	FIX=$BATS_TEST_DIRNAME/fixtures
-	mkdir -p "$BATS_TEST_TMPDIR/bin"
-	ln -s "$BATS_TEST_DIRNAME/fake-aws" "$BATS_TEST_TMPDIR/bin/aws"
-	export PATH="$BATS_TEST_TMPDIR/bin:$PATH"
-	export FAKE_AWS_LOG=$BATS_TEST_TMPDIR/aws.log FAKE_AWS_FIXTURES=$FIX/aws-new:$FIX/aws
-	: >"$FAKE_AWS_LOG"
-	printf 'not really a binary\n' >"$BATS_TEST_TMPDIR/fastingest"
-	export BINARY=$BATS_TEST_TMPDIR/fastingest
-	export CLOUD_INIT_TEMPLATE=$FIX/templates/cloud-init.yaml
-	export SERVICE_UNIT_FILE=$FIX/templates/fastingest.service SYSCTL_FILE=$FIX/templates/sysctl.conf
-	export AWS_REGION=us-east-1 YES=1 POLL_INTERVAL=0 WAIT_TIMEOUT=5
-	unset AWS_DEFAULT_REGION AWS_ENDPOINT_URL AWS_PROFILE DRY_RUN NAME ARCH LB PORT INSTANCE_TYPE \
-		DESIRED MIN_SIZE MAX_SIZE AMI_ID VPC_ID SUBNET_IDS BUCKET BINARY_KEY ENV_FILE FAKE_AWS_FAIL \
-		TARGET_REQUESTS_PER_TARGET LATENCY_P99_SECONDS CPU_TARGET CLIENT_CIDR
-	cd "$ROOT" || return 1
-}
+load helpers
+
+setup() { fake_aws_setup "$BATS_TEST_DIRNAME/fixtures/aws-new:$BATS_TEST_DIRNAME/fixtures/aws"; }
 
 deploy() { run bash scripts/deploy-ec2.sh "$@" </dev/null; }
-
-# not COMMAND...: fails when COMMAND succeeds (a bare "! cmd" does not fail a
-# bats test).
-not() {
-	if "$@"; then
-		echo "unexpected success: $*" >&2
-		return 1
-	fi
-}
-
-# calls: "service operation" of every recorded call, in order.
-calls() { cut -d' ' -f1,2 "$FAKE_AWS_LOG"; }
-
-# call "SERVICE OPERATION" [N]: the Nth (default first) recorded call of it.
-call() { grep "^$1 " "$FAKE_AWS_LOG" | sed -n "${2:-1}p"; }
-
-# has "SERVICE OPERATION" TEXT [N]: that call has TEXT among its arguments.
-has() {
-	local line
-	line=$(call "$1" "${3:-1}")
-	if [[ " $line " != *" $2 "* ]]; then
-		echo "want \"$2\" in: $line" >&2
-		return 1
-	fi
-}
 
 LB_ARN=arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/fastingest-lb/50dc6c495c0c9188
 TG_ARN=arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/fastingest-tg/73e2d6bc24d8a067

@@ -4,23 +4,9 @@
 # test/deploy/fixtures/aws (everything exists) or fixtures/aws-missing
 # (nothing does). Waits do not sleep.
 
-setup() {
-	ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
-	FIX=$BATS_TEST_DIRNAME/fixtures
-	mkdir -p "$BATS_TEST_TMPDIR/bin"
-	ln -s "$BATS_TEST_DIRNAME/fake-aws" "$BATS_TEST_TMPDIR/bin/aws"
-	export PATH="$BATS_TEST_TMPDIR/bin:$PATH"
-	export FAKE_AWS_LOG=$BATS_TEST_TMPDIR/aws.log FAKE_AWS_FIXTURES=$FIX/aws
-	: >"$FAKE_AWS_LOG"
-	printf 'not really a binary\n' >"$BATS_TEST_TMPDIR/fastingest"
-	export BINARY=$BATS_TEST_TMPDIR/fastingest
-	export CLOUD_INIT_TEMPLATE=$FIX/templates/cloud-init.yaml
-	export SERVICE_UNIT_FILE=$FIX/templates/fastingest.service SYSCTL_FILE=$FIX/templates/sysctl.conf
-	export AWS_REGION=us-east-1 YES=1 POLL_INTERVAL=0 WAIT_TIMEOUT=5
-	unset AWS_DEFAULT_REGION AWS_ENDPOINT_URL AWS_PROFILE DRY_RUN NAME ARCH LB PORT DELETE_BUCKET \
-		VPC_ID BUCKET BINARY_KEY FAKE_AWS_FAIL
-	cd "$ROOT" || return 1
-}
+load helpers
+
+setup() { fake_aws_setup "$BATS_TEST_DIRNAME/fixtures/aws"; }
 
 teardown_run() { run bash scripts/teardown-ec2.sh "$@" </dev/null; }
 
@@ -28,24 +14,6 @@ teardown_run() { run bash scripts/teardown-ec2.sh "$@" </dev/null; }
 fresh_log() {
 	: >"$FAKE_AWS_LOG"
 	rm -rf "$FAKE_AWS_LOG.state"
-}
-
-not() {
-	if "$@"; then
-		echo "unexpected success: $*" >&2
-		return 1
-	fi
-}
-
-calls() { cut -d' ' -f1,2 "$FAKE_AWS_LOG"; }
-call() { grep "^$1 " "$FAKE_AWS_LOG" | sed -n "${2:-1}p"; }
-has() {
-	local line
-	line=$(call "$1" "${3:-1}")
-	if [[ " $line " != *" $2 "* ]]; then
-		echo "want \"$2\" in: $line" >&2
-		return 1
-	fi
 }
 
 # kinds: the kind of resource each create (deploy) or delete (teardown) call
