@@ -56,10 +56,16 @@ func ReleaseBatch(b *Batch) {
 }
 
 func (b *Batch) reset() {
-	clear(b.Parcels) // drop string references into the old buffer
-	b.Parcels = b.Parcels[:0]
+	b.dropParcels()
 	b.buf = b.buf[:0]
 	b.pending.Store(0)
+}
+
+// dropParcels empties Parcels, clearing the old elements so that no string
+// keeps the old buffer, or a decoded string, alive.
+func (b *Batch) dropParcels() {
+	clear(b.Parcels)
+	b.Parcels = b.Parcels[:0]
 }
 
 // NewBatch returns a batch of the given parcels, not pooled: for tests and
@@ -94,8 +100,7 @@ func (b *Batch) Decode(body []byte) error {
 	if b.scan() {
 		return nil
 	}
-	clear(b.Parcels)
-	b.Parcels = b.Parcels[:0]
+	b.dropParcels()
 	parcels, err := decodeSlow(b.buf)
 	if err != nil {
 		return err
@@ -145,7 +150,9 @@ func (b *Batch) scanEntries(s []byte, i int) (int, bool) {
 	for {
 		var p Parcel
 		var ok bool
-		if i, ok = scanEntry(s, i, &p); !ok || !validFast(&p) {
+		// A parcel validate refuses goes to the slow path too, which
+		// explains what is wrong.
+		if i, ok = scanEntry(s, i, &p); !ok || validate(len(b.Parcels), &p) != nil {
 			return i, false
 		}
 		b.Parcels = append(b.Parcels, p)
@@ -280,12 +287,6 @@ func asciiEqualFold(key []byte, name string) bool {
 		}
 	}
 	return true
-}
-
-// validFast is validate without building an error: a parcel it refuses goes
-// to the slow path, which explains what is wrong.
-func validFast(p *Parcel) bool {
-	return p.ID != "" && validTime(p.Time)
 }
 
 // bytesToString views b as a string without copying. The string is valid as
