@@ -21,8 +21,15 @@ type Batch struct {
 	Parcels []Parcel
 
 	buf     []byte       // copy of the body; fast-path strings point into it
-	pending atomic.Int64 // tasks of this batch not yet done
+	pending atomic.Int64 // unfinished tasks, plus one while a SubmitAndWait waits
+	failed  atomic.Int64 // tasks finished with an error
+	owner   finisher     // counts each task's outcome: the dispatcher it was submitted to
 	pooled  bool         // came from AcquireBatch, so goes back to the pool
+
+	// waiting is set by SubmitAndWait before the tasks are queued; the
+	// task that leaves only the waiter's reference signals finished.
+	waiting  bool
+	finished chan struct{} // cap 1; made once per batch, kept across reuse
 }
 
 // batchPool holds batches between requests. Like fasthttp's request pool it
@@ -59,6 +66,13 @@ func (b *Batch) reset() {
 	b.dropParcels()
 	b.buf = b.buf[:0]
 	b.pending.Store(0)
+	b.failed.Store(0)
+	b.owner = nil
+	b.waiting = false
+	select {
+	case <-b.finished: // a signal nobody took: the waiter timed out
+	default:
+	}
 }
 
 // dropParcels empties Parcels, clearing the old elements so that no string
@@ -74,9 +88,23 @@ func NewBatch(parcels []Parcel) *Batch {
 	return &Batch{Parcels: parcels}
 }
 
-// taskDone records that one task of the batch is finished, and releases
-// the batch when it was the last.
+// taskDone records that one task of the batch is finished. The last
+// reference releases the batch; while SubmitAndWait holds one, the last task
+// wakes it instead.
 func (b *Batch) taskDone() {
+	switch b.pending.Add(-1) {
+	case 0:
+		ReleaseBatch(b)
+	case 1:
+		if b.waiting {
+			b.finished <- struct{}{} // cap 1, sent once per submission
+		}
+	}
+}
+
+// unref drops the waiter's reference, releasing the batch if the tasks
+// are all finished.
+func (b *Batch) unref() {
 	if b.pending.Add(-1) == 0 {
 		ReleaseBatch(b)
 	}

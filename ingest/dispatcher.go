@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,11 +37,14 @@ type Config struct {
 // (backpressure reaches the HTTP clients), and the number of pending tasks is
 // bounded by MaxQueue + MaxWorkers instead of growing as a pile of goroutines.
 type Dispatcher struct {
-	queue   chan Task      // the global task queue, cap MaxQueue
-	pool    chan chan Task // task channels of ready workers, cap MaxWorkers
-	workers []*Worker
-	sink    Sink
-	log     *slog.Logger
+	queue    chan Task      // the global task queue, cap MaxQueue
+	pool     chan chan Task // task channels of ready workers, cap MaxWorkers
+	workers  []*Worker
+	sink     Sink
+	deferred DeferredSink // sink, when it finishes tasks itself; else nil
+	log      *slog.Logger
+	trace    bool      // log every task (LOG_LEVEL=debug)
+	timers   sync.Pool // *time.Timer for SubmitAndWait
 
 	// gate lets Shutdown wait for every Submit in progress before it
 	// closes the queue: Submit holds it shared, Shutdown exclusively.
@@ -84,7 +88,9 @@ func New(cfg Config) (*Dispatcher, error) {
 		log:        log,
 		done:       make(chan struct{}),
 		sinkErrors: ratelog.New(10 * time.Second),
+		trace:      log.Enabled(context.Background(), slog.LevelDebug),
 	}
+	d.deferred, _ = cfg.Sink.(DeferredSink)
 	d.storeCtx, d.cancelStore = context.WithCancel(context.Background())
 	d.workers = make([]*Worker, cfg.MaxWorkers)
 	for i := range d.workers {
@@ -162,6 +168,60 @@ func (d *Dispatcher) collectReady(ready []chan Task) []chan Task {
 // and it is released when its last task is done. On error the caller still
 // owns it.
 func (d *Dispatcher) Submit(received time.Time, b *Batch) error {
+	return d.submit(received, b)
+}
+
+// SubmitAndWait queues b like Submit, then waits until every task of b is
+// finished, for at most timeout: it is how a request learns that its
+// parcels are stored (ACK=persisted). It returns nil when every parcel was
+// stored, ErrClosed as Submit does, and a *NotStoredError when some parcel
+// failed or the time ran out; the tasks then carry on, and b is released
+// when they are done. Whatever it returns but ErrClosed, b is no longer the
+// caller's.
+func (d *Dispatcher) SubmitAndWait(received time.Time, b *Batch, timeout time.Duration) error {
+	n := len(b.Parcels)
+	b.waiting = true
+	if err := d.submit(received, b); err != nil || n == 0 {
+		b.waiting = false
+		return err
+	}
+	timer, _ := d.timers.Get().(*time.Timer)
+	if timer == nil {
+		timer = time.NewTimer(timeout)
+	} else {
+		timer.Reset(timeout)
+	}
+	var err error
+	select {
+	case <-b.finished:
+		if failed := b.failed.Load(); failed > 0 {
+			err = &NotStoredError{Parcels: n, Failed: int(failed)}
+		}
+	case <-timer.C:
+		err = &NotStoredError{Parcels: n, Timeout: timeout}
+	}
+	timer.Stop() // since Go 1.23 a stopped timer's channel holds nothing stale
+	d.timers.Put(timer)
+	b.unref()
+	return err
+}
+
+// NotStoredError is SubmitAndWait's answer when the parcels of a request
+// were accepted but not all are known to be stored.
+type NotStoredError struct {
+	Parcels int           // parcels in the request
+	Failed  int           // parcels the sink failed to store, when known
+	Timeout time.Duration // nonzero when the wait ran out first
+}
+
+func (e *NotStoredError) Error() string {
+	if e.Timeout > 0 {
+		return "parcels not confirmed stored within " + e.Timeout.String()
+	}
+	return strconv.Itoa(e.Failed) + " of " + strconv.Itoa(e.Parcels) + " parcels could not be stored"
+}
+
+func (d *Dispatcher) submit(received time.Time, b *Batch) error {
 	d.gate.RLock()
 	defer d.gate.RUnlock()
 	if d.closed {
@@ -172,16 +232,46 @@ func (d *Dispatcher) Submit(received time.Time, b *Batch) error {
 		ReleaseBatch(b)
 		return nil
 	}
+	b.owner = d
 	b.pending.Store(int64(n))
+	if b.waiting {
+		b.pending.Add(1) // the waiter's reference
+		if b.finished == nil {
+			b.finished = make(chan struct{}, 1)
+		}
+	}
 	// Counted for the whole batch before the first send, so that
 	// accepted ≥ completed + failed holds at every instant.
-	d.accepted.Add(uint64(n))
+	seq := d.accepted.Add(uint64(n)) - uint64(n)
 	for i := 0; i < n; i++ {
+		seq++
 		// &b.Parcels[i], not the address of a range variable: each task
 		// refers to a distinct parcel.
-		d.queue <- Task{Received: received, Parcel: &b.Parcels[i], batch: b}
+		d.queue <- Task{Received: received, Parcel: &b.Parcels[i], Seq: seq, batch: b}
 	}
 	return nil
+}
+
+// finishTask counts the outcome of a task and lets its batch go.
+func (d *Dispatcher) finishTask(t Task, err error) {
+	if err != nil {
+		d.failed.Add(1)
+		if t.batch != nil {
+			t.batch.failed.Add(1)
+		}
+		if ok, suppressed := d.sinkErrors.Allow(); ok {
+			d.log.Error("sink failed to store parcel; it is counted as failed",
+				"parcel", t.Parcel.ID, "err", err, "suppressed_since_last", suppressed)
+		}
+	} else {
+		d.completed.Add(1)
+		if d.trace {
+			d.log.Debug("Task: Completed for Parcel " + t.Parcel.ID + " (" + time.Since(t.Received).String() + ")")
+		}
+	}
+	if t.batch != nil { // nil only for tasks a test built by hand
+		t.batch.taskDone() // the parcel's memory may be reused from here on
+	}
 }
 
 // Shutdown stops accepting parcels, lets every Submit in progress finish,
@@ -201,10 +291,26 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	})
 	select {
 	case <-d.done:
+		if d.deferred == nil {
+			return nil
+		}
+		// No Store runs any more: the sink finishes what it holds.
+		err := d.deferred.Close(ctx)
+		if unfinished := d.Stats().InFlight(); unfinished > 0 || err != nil {
+			return fmt.Errorf("ingest: %d accepted parcels not completed: closing the sink: %w", unfinished, err)
+		}
 		return nil
 	case <-ctx.Done():
 		unfinished := d.Stats().InFlight() // counted before cancelling turns them into failures
 		d.cancelStore()
+		if d.deferred != nil {
+			// A deferred sink's Store gives up once storeCtx is
+			// cancelled, so the workers soon run out of tasks; then
+			// the sink fails whatever it still holds, and every
+			// accepted parcel is counted as completed or failed.
+			<-d.done
+			_ = d.deferred.Close(ctx)
+		}
 		return fmt.Errorf("ingest: %d accepted parcels not completed: %w", unfinished, ctx.Err())
 	}
 }

@@ -33,16 +33,38 @@ type Task struct {
 	// Parcel points at an element of the request's own parcel slice, so every
 	// task of a request refers to a distinct parcel (see Dispatcher.Submit).
 	Parcel *Parcel
+	// Seq numbers the parcel among all the parcels the dispatcher accepted
+	// since it started, from 1. Together with something naming the process
+	// run it identifies an accepted parcel uniquely, which is what a sink
+	// needs to let its store drop the duplicates of a retried write.
+	Seq uint64
 
-	batch *Batch // released when its last task is done
+	batch *Batch // released when its last task is finished
 }
 
-// done marks the task finished; the worker calls it once Store returned.
-func (t Task) done() {
-	if t.batch != nil {
-		t.batch.taskDone()
-	}
+// Finish reports the outcome of a task that a DeferredSink took: nil once
+// the parcel is stored, or the reason it never will be. Call it exactly once
+// per task the sink took. The task's parcel must not be used after it.
+func (t Task) Finish(err error) {
+	t.batch.owner.finishTask(t, err)
 }
+
+// NewTask returns a task for p outside any dispatcher, whose Finish calls
+// finish: for testing sinks on their own.
+func NewTask(p *Parcel, received time.Time, seq uint64, finish func(error)) Task {
+	b := &Batch{owner: finishFunc(finish), Parcels: []Parcel{*p}}
+	b.pending.Store(1)
+	return Task{Received: received, Parcel: &b.Parcels[0], Seq: seq, batch: b}
+}
+
+// finisher receives the outcome of each task of a batch.
+type finisher interface {
+	finishTask(t Task, err error)
+}
+
+type finishFunc func(error)
+
+func (f finishFunc) finishTask(_ Task, err error) { f(err) }
 
 // Sink is what a worker does with a task: store it somewhere. Store is called
 // concurrently from every worker and must be safe for that. A non-nil error
@@ -53,4 +75,24 @@ func (t Task) done() {
 // for long should give up then and return an error.
 type Sink interface {
 	Store(ctx context.Context, t Task) error
+}
+
+// A DeferredSink is a Sink that finishes tasks later, after Store has
+// returned: it can then write many parcels with one system call, share one
+// fsync or wait for many acknowledgements at once, without holding a worker
+// per parcel. The dispatcher calls Store as for any sink; when Store returns
+// nil, the sink owns the task and must call its Finish exactly once, with
+// nil when the parcel is stored or with the reason it never will be. The
+// parcel stays valid until then. A non-nil error from Store means the sink
+// did not take the task: the parcel counts as failed and Finish must not be
+// called.
+//
+// Store may block while the sink has no room; that is how backpressure
+// reaches the queue.
+type DeferredSink interface {
+	Sink
+	// Close is called by Dispatcher.Shutdown once no Store is running or
+	// will run again. It finishes every task the sink holds — stored, or
+	// failed once ctx ends — and then releases the sink's resources.
+	Close(ctx context.Context) error
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // Worker stores tasks one at a time. At the top of its loop it offers its own
@@ -67,19 +66,10 @@ func (w *Worker) process(t Task) {
 		d.log.Debug("Worker " + strconv.Itoa(w.id) + ": Received Task with Parcel " + t.Parcel.ID)
 	}
 	err := w.store(t)
-	if err != nil {
-		d.failed.Add(1)
-		if ok, suppressed := d.sinkErrors.Allow(); ok {
-			d.log.Error("sink failed to store parcel; it is counted as failed",
-				"parcel", t.Parcel.ID, "err", err, "suppressed_since_last", suppressed)
-		}
-	} else {
-		d.completed.Add(1)
-		if w.trace {
-			d.log.Debug("Task: Completed for Parcel " + t.Parcel.ID + " (" + time.Since(t.Received).String() + ")")
-		}
+	if err == nil && d.deferred != nil {
+		return // the sink took the task and finishes it
 	}
-	t.done() // the parcel's memory may be reused from here on
+	d.finishTask(t, err)
 }
 
 // store calls the sink, turning a panic into an error so that one bad parcel

@@ -37,6 +37,7 @@ func errMethodNotAllowed(allow string) error {
 func statusOf(err error) (int, *httpError) {
 	var he *httpError
 	var de *ingest.DecodeError
+	var ns *ingest.NotStoredError
 	switch {
 	case errors.As(err, &he):
 		return he.status, he
@@ -44,6 +45,9 @@ func statusOf(err error) (int, *httpError) {
 		return fasthttp.StatusBadRequest, &httpError{msg: de.Msg}
 	case errors.Is(err, ingest.ErrClosed):
 		return errShuttingDown.status, errShuttingDown
+	case errors.As(err, &ns):
+		return fasthttp.StatusServiceUnavailable, &httpError{
+			msg: ns.Error() + " (ACK=persisted); retry the request: its parcels may then be stored twice, never lost"}
 	default:
 		return fasthttp.StatusInternalServerError, &httpError{msg: "internal error"}
 	}

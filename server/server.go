@@ -28,6 +28,33 @@ type Queue interface {
 	// or returns an error and queues none. On success b belongs to the
 	// queue; on error it is still the caller's.
 	Submit(received time.Time, b *ingest.Batch) error
+	// SubmitAndWait queues like Submit and then waits, at most timeout,
+	// until every parcel is stored (ACK=persisted). It returns
+	// ingest.ErrClosed with b still the caller's and nothing queued, or
+	// a *ingest.NotStoredError or nil with b the queue's.
+	SubmitAndWait(received time.Time, b *ingest.Batch, timeout time.Duration) error
+}
+
+// Ack says when a request's 202 goes out.
+type Ack int
+
+const (
+	// AckEnqueued answers 202 once every parcel of the request is in the
+	// task queue (the reference behaviour): fast, but a parcel still in
+	// memory is lost if the process dies.
+	AckEnqueued Ack = iota
+	// AckPersisted answers 202 only once the sink has stored every parcel
+	// of the request (written and fsynced to disk, acknowledged by
+	// JetStream); otherwise 503, and the client retries.
+	AckPersisted
+)
+
+// String returns the ACK setting's value for the mode.
+func (a Ack) String() string {
+	if a == AckPersisted {
+		return "persisted"
+	}
+	return "enqueued"
 }
 
 // Config configures a Server. Zero durations take the defaults below.
@@ -42,6 +69,16 @@ type Config struct {
 	// IdleTimeout bounds how long a keep-alive connection may wait for its
 	// next request. Default 90s.
 	IdleTimeout time.Duration
+	// Ack says when a request is answered 202 (ACK).
+	Ack Ack
+	// AckTimeout bounds how long an AckPersisted request waits for its
+	// parcels to be stored before it is answered 503 (ACK_TIMEOUT).
+	// Default 10s.
+	AckTimeout time.Duration
+	// SinkHealth, when set, reports whether the sink can store parcels:
+	// while it returns an error, /readyz answers 503 and so does POST /,
+	// taking nothing, rather than queueing parcels that cannot be written.
+	SinkHealth func() error
 	// Logger receives errors and, at debug level, a line per parcel. Nil
 	// discards everything.
 	Logger *slog.Logger
@@ -97,6 +134,7 @@ func New(cfg Config, queue Queue) (*Server, error) {
 	setDefault(&cfg.ReadTimeout, 30*time.Second)
 	setDefault(&cfg.WriteTimeout, 30*time.Second)
 	setDefault(&cfg.IdleTimeout, 90*time.Second)
+	setDefault(&cfg.AckTimeout, 10*time.Second)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -194,7 +232,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case "/healthz":
 		err = s.health(ctx, true)
 	case "/readyz":
-		err = s.health(ctx, !s.draining.Load())
+		err = s.ready(ctx)
 	default:
 		err = errNotFound
 	}
@@ -212,6 +250,9 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 	if err := checkContentHeaders(&ctx.Request.Header); err != nil {
 		return err
 	}
+	if err := s.sinkHealth(); err != nil {
+		return err
+	}
 	b := ingest.AcquireBatch()
 	if err := s.decodeRecovering(b, ctx.PostBody()); err != nil {
 		ingest.ReleaseBatch(b)
@@ -223,8 +264,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 			s.log.Debug("Handler: Received Parcel " + b.Parcels[i].ID)
 		}
 	}
-	if err := s.queue.Submit(ctx.Time(), b); err != nil {
-		ingest.ReleaseBatch(b)
+	if err := s.submit(ctx.Time(), b); err != nil {
 		return err
 	}
 	s.accepted.Add(1)
@@ -235,6 +275,35 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 	body = strconv.AppendInt(body, int64(n), 10)
 	body = append(body, '}')
 	ctx.SetBody(body)
+	return nil
+}
+
+// submit hands b to the queue as the ACK mode asks. It releases b when the
+// queue did not take it.
+func (s *Server) submit(received time.Time, b *ingest.Batch) error {
+	if s.cfg.Ack == AckPersisted {
+		err := s.queue.SubmitAndWait(received, b, s.cfg.AckTimeout)
+		if errors.Is(err, ingest.ErrClosed) {
+			ingest.ReleaseBatch(b)
+		}
+		return err
+	}
+	err := s.queue.Submit(received, b)
+	if err != nil {
+		ingest.ReleaseBatch(b)
+	}
+	return err
+}
+
+// sinkHealth returns a 503 error while the sink cannot store parcels.
+func (s *Server) sinkHealth() error {
+	if s.cfg.SinkHealth == nil {
+		return nil
+	}
+	if err := s.cfg.SinkHealth(); err != nil {
+		return &httpError{status: fasthttp.StatusServiceUnavailable,
+			msg: "the sink cannot store parcels now (" + err.Error() + "); nothing was accepted, retry later"}
+	}
 	return nil
 }
 
@@ -253,6 +322,21 @@ func (s *Server) decodeRecovering(b *ingest.Batch, body []byte) (err error) {
 		}
 	}()
 	return s.decode(b, body)
+}
+
+// ready answers /readyz: 503 while shutting down or while the sink cannot
+// store, so that a load balancer sends new traffic elsewhere.
+func (s *Server) ready(ctx *fasthttp.RequestCtx) error {
+	if s.draining.Load() {
+		return s.health(ctx, false)
+	}
+	if err := s.sinkHealth(); err != nil {
+		if !ctx.IsGet() && !ctx.IsHead() {
+			return errMethodNotAllowed("GET, HEAD")
+		}
+		return err
+	}
+	return s.health(ctx, true)
 }
 
 // health answers a health probe: 200 when ok, 503 otherwise.

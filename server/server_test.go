@@ -649,6 +649,10 @@ func (f queueFunc) Submit(received time.Time, parcels *ingest.Batch) error {
 	return f(received, parcels)
 }
 
+func (f queueFunc) SubmitAndWait(received time.Time, parcels *ingest.Batch, _ time.Duration) error {
+	return f(received, parcels)
+}
+
 func TestNewRejectsBadConfig(t *testing.T) {
 	q := queueFunc(func(time.Time, *ingest.Batch) error { return nil })
 	if _, err := New(Config{MaxBodyBytes: 0}, q); err == nil {
