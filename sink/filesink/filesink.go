@@ -1,0 +1,653 @@
+// Package filesink is fastingest's default sink: a durable local log. Each
+// parcel becomes one NDJSON line in a segment file under a data directory;
+// segments rotate by size and age, and the oldest are deleted past a
+// retention bound.
+//
+// Workers never write to the file themselves. Store encodes the parcel into
+// the sink's current write group (a buffer and the tasks in it) under a
+// mutex held for about a hundred nanoseconds, and returns; one writer
+// goroutine takes the whole group, writes it with one system call and, for
+// a durable sink, fsyncs it, then finishes its tasks. Concurrent requests
+// therefore share one write and one fsync (group commit). Two groups bound
+// the memory: while the writer is busy with one and the other is full,
+// Store waits, and backpressure reaches the queue.
+//
+// A write or fsync that fails (a full disk, an I/O error) loses nothing: the
+// group is cut off the file again and retried with backoff, the sink reports
+// itself unhealthy meanwhile, and its tasks are finished only once written —
+// or failed when Close's deadline passes.
+package filesink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/sink"
+)
+
+// Config configures a Sink. Zero values take the defaults named below.
+type Config struct {
+	// Dir holds the segment files (DATA_DIR); created if missing.
+	Dir string
+	// SegmentBytes rotates a segment once it holds this many bytes
+	// (SEGMENT_BYTES). Default 128 MiB.
+	SegmentBytes int64
+	// SegmentAge rotates a segment this long after it was opened
+	// (SEGMENT_AGE), so that closed segments can be shipped or removed on
+	// a schedule. Zero: no age limit.
+	SegmentAge time.Duration
+	// RetainBytes bounds the total size of the segments; the oldest closed
+	// segments are deleted beyond it (RETAIN_BYTES). Default 1 GiB.
+	RetainBytes int64
+	// FsyncInterval bounds how long written data may sit unsynced
+	// (FSYNC_INTERVAL). Zero means the default, 1s; a negative value
+	// fsyncs after every write.
+	FsyncInterval time.Duration
+	// Durable finishes a task only once its line is fsynced, instead of
+	// once it is written to the file (ACK=persisted needs it).
+	Durable bool
+	// GroupBytes is the size a write group may reach before Store waits
+	// for the writer. Default 1 MiB; two groups exist.
+	GroupBytes int
+	// Logger receives the sink's notices and errors. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultSegmentBytes  = 128 << 20
+	DefaultRetainBytes   = 1 << 30
+	DefaultFsyncInterval = time.Second
+	DefaultGroupBytes    = 1 << 20
+)
+
+const (
+	segmentSuffix = ".ndjson"
+	// segmentTimeLayout names segments by the UTC time they were opened:
+	// fixed width, so names sort by time.
+	segmentTimeLayout = "20060102T150405.000000000Z"
+
+	// linger is how long the writer of a sink that is not durable lets a
+	// group fill before writing it: on one CPU it would otherwise wake up
+	// and write for nearly every parcel. Nobody waits for those writes, so
+	// the delay costs no request any latency. A durable sink writes at
+	// once: the time its fsync takes is what gathers the next group.
+	linger = 2 * time.Millisecond
+	// flushBytes ends the linger early.
+	flushBytes = 256 << 10
+
+	retryMin = 50 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
+// ErrClosed is returned by Store after Close.
+var ErrClosed = errors.New("filesink: closed")
+
+// Sink appends parcels to segment files. It is an ingest.DeferredSink.
+type Sink struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	active *group        // being filled by Store
+	spare  *group        // empty, or being written by the writer
+	room   chan struct{} // closed when the writer takes the active group
+	closed bool
+
+	wake  chan struct{} // cap 1: the active group became non-empty
+	full  chan struct{} // cap 1: the active group reached flushBytes
+	stop  chan struct{} // closed by Close
+	abort chan struct{} // closed when Close's context ends
+	done  chan struct{} // closed when the writer has exited
+	once  sync.Once
+
+	health atomic.Pointer[error] // nil when writes succeed
+
+	// Owned by the writer goroutine.
+	seg       *os.File
+	segName   string
+	segSize   int64
+	segOpened time.Time
+	unsynced  bool        // written since the last fsync
+	syncDue   *time.Timer // armed when unsynced becomes true
+	closedSeg []segment   // closed segments, oldest first
+
+	written atomic.Uint64 // parcels written
+	synced  atomic.Uint64 // fsyncs done
+}
+
+// group is one write: the encoded lines and the tasks they belong to.
+type group struct {
+	buf   []byte
+	tasks []ingest.Task
+}
+
+type segment struct {
+	name string
+	size int64
+}
+
+// New opens the data directory, repairs a torn last line left by a crash,
+// opens a new segment and starts the writer.
+func New(cfg Config) (*Sink, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("filesink: a data directory is required")
+	}
+	if cfg.SegmentBytes <= 0 {
+		cfg.SegmentBytes = DefaultSegmentBytes
+	}
+	if cfg.RetainBytes <= 0 {
+		cfg.RetainBytes = DefaultRetainBytes
+	}
+	if cfg.FsyncInterval == 0 {
+		cfg.FsyncInterval = DefaultFsyncInterval
+	}
+	if cfg.GroupBytes <= 0 {
+		cfg.GroupBytes = DefaultGroupBytes
+	}
+	if cfg.SegmentAge < 0 {
+		return nil, fmt.Errorf("filesink: SegmentAge %v: want 0 or more", cfg.SegmentAge)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{
+		cfg:     cfg,
+		log:     log,
+		active:  &group{buf: make([]byte, 0, cfg.GroupBytes)},
+		spare:   &group{buf: make([]byte, 0, cfg.GroupBytes)},
+		room:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		full:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		abort:   make(chan struct{}),
+		done:    make(chan struct{}),
+		syncDue: time.NewTimer(time.Hour),
+	}
+	s.syncDue.Stop()
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("filesink: cannot create the data directory: %w", err)
+	}
+	segs, err := listSegments(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) > 0 {
+		last := &segs[len(segs)-1]
+		cut, err := repairTail(filepath.Join(cfg.Dir, last.name))
+		if err != nil {
+			return nil, err
+		}
+		if cut > 0 {
+			last.size -= cut
+			log.Warn("cut a torn last line left by an earlier crash; parcels of that line were never acknowledged as persisted",
+				"segment", last.name, "bytes_cut", cut)
+		}
+	}
+	s.closedSeg = segs
+	if err := s.openSegment(time.Now()); err != nil {
+		return nil, err
+	}
+	s.enforceRetention()
+	go s.run()
+	return s, nil
+}
+
+// Healthy returns nil while writes succeed, and the last write error while
+// they fail.
+func (s *Sink) Healthy() error {
+	if p := s.health.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Segment returns the path of the segment being written.
+func (s *Sink) Segment() string {
+	s.mu.Lock() // segName changes on the writer; a snapshot under mu is enough
+	defer s.mu.Unlock()
+	return filepath.Join(s.cfg.Dir, s.segName)
+}
+
+// Store adds t's parcel to the current write group, waiting while both
+// groups are full. The parcel is copied before Store returns; the task is
+// finished once its line is written (fsynced, when durable).
+func (s *Sink) Store(ctx context.Context, t ingest.Task) error {
+	s.mu.Lock()
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		// An empty group always takes a record, however large, so a
+		// record bigger than GroupBytes cannot wait forever.
+		if len(s.active.buf) < s.cfg.GroupBytes || len(s.active.tasks) == 0 {
+			break
+		}
+		room := s.room
+		s.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return fmt.Errorf("filesink: no room to write the parcel: %w", ctx.Err())
+		}
+		s.mu.Lock()
+	}
+	g := s.active
+	first := len(g.tasks) == 0
+	g.buf = sink.AppendRecord(g.buf, t)
+	g.buf = append(g.buf, '\n')
+	g.tasks = append(g.tasks, t)
+	full := len(g.buf) >= flushBytes
+	s.mu.Unlock()
+	if first {
+		notify(s.wake)
+	}
+	if full {
+		notify(s.full)
+	}
+	return nil
+}
+
+// notify sends on a channel of capacity 1 without blocking.
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops taking parcels, writes and fsyncs what the sink holds, and
+// closes the segment. If ctx ends first — the disk is still failing — the
+// tasks not yet written are finished with an error, and so counted as
+// failed. Safe to call more than once.
+func (s *Sink) Close(ctx context.Context) error {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.room) // wake any Store waiting for room: it sees closed
+		s.mu.Unlock()
+		close(s.stop)
+	})
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		s.abortOnce()
+		<-s.done
+	}
+	if err := s.Healthy(); err != nil {
+		return fmt.Errorf("filesink: closed with write errors: %w", err)
+	}
+	return nil
+}
+
+func (s *Sink) abortOnce() {
+	select {
+	case <-s.abort:
+	default:
+		close(s.abort)
+	}
+}
+
+// run is the writer goroutine.
+func (s *Sink) run() {
+	defer close(s.done)
+	var age <-chan time.Time
+	if s.cfg.SegmentAge > 0 {
+		tick := time.NewTicker(min(s.cfg.SegmentAge, time.Second))
+		defer tick.Stop()
+		age = tick.C
+	}
+	var lingerTimer *time.Timer
+	if !s.cfg.Durable {
+		lingerTimer = time.NewTimer(time.Hour)
+		lingerTimer.Stop()
+	}
+	for {
+		stopping := false
+		select {
+		case <-s.wake:
+			if lingerTimer != nil {
+				lingerTimer.Reset(linger)
+				select {
+				case <-lingerTimer.C:
+				case <-s.full:
+					lingerTimer.Stop()
+				case <-s.stop:
+					lingerTimer.Stop()
+				}
+			}
+		case <-s.full:
+		case <-s.syncDue.C:
+			if s.unsynced {
+				s.syncRetrying()
+			}
+		case <-age:
+			if s.seg != nil && s.segSize > 0 && time.Since(s.segOpened) >= s.cfg.SegmentAge {
+				s.rotate(time.Now())
+			}
+		case <-s.stop:
+			stopping = true
+		}
+		s.drain()
+		if stopping {
+			s.finishStop()
+			return
+		}
+	}
+}
+
+// take swaps the active group for the empty spare and returns it, waking
+// Stores that wait for room; nil when the active group is empty.
+func (s *Sink) take() *group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.active
+	if len(g.tasks) == 0 {
+		return nil
+	}
+	s.active, s.spare = s.spare, g
+	if !s.closed {
+		close(s.room)
+		s.room = make(chan struct{})
+	}
+	return g
+}
+
+// drain writes groups until the active one is empty.
+func (s *Sink) drain() {
+	for g := s.take(); g != nil; g = s.take() {
+		s.writeGroup(g)
+	}
+}
+
+// writeGroup writes g (and fsyncs it when durable), retrying until it
+// succeeds or the sink is aborted, then finishes its tasks and empties it.
+func (s *Sink) writeGroup(g *group) {
+	syncNow := s.cfg.Durable || s.cfg.FsyncInterval < 0
+	err := s.retry(func() error { return s.write(g.buf, syncNow) })
+	for i := range g.tasks {
+		g.tasks[i].Finish(err)
+	}
+	if err == nil {
+		s.written.Add(uint64(len(g.tasks)))
+	}
+	clear(g.tasks) // drop the batches
+	g.tasks = g.tasks[:0]
+	g.buf = g.buf[:0]
+	if s.seg != nil && s.segSize >= s.cfg.SegmentBytes {
+		s.rotate(time.Now())
+	}
+}
+
+// write appends b to the segment, and fsyncs it when syncNow. On an error
+// it cuts the file back to where b began, so that a retry neither tears a
+// line nor writes one twice. After a failed fsync the data written may not
+// be on disk whatever a read shows, so it is written again too.
+func (s *Sink) write(b []byte, syncNow bool) error {
+	start := s.segSize
+	_, err := s.seg.WriteAt(b, start)
+	if err == nil {
+		s.segSize += int64(len(b))
+		if !s.unsynced {
+			s.unsynced = true
+			s.syncDue.Reset(s.cfg.FsyncInterval)
+		}
+		if !syncNow {
+			return nil
+		}
+		if err = s.sync(); err == nil {
+			return nil
+		}
+	} else {
+		err = fmt.Errorf("cannot write to %s: %w", s.segName, err)
+	}
+	s.segSize = start
+	if terr := s.seg.Truncate(start); terr != nil {
+		// The file may now end with part of b. Leave it to the startup
+		// repair and the readers: the retry goes to a new segment, and
+		// none of b's parcels has been acknowledged yet.
+		return errors.Join(err, s.switchSegment(terr))
+	}
+	return err
+}
+
+// switchSegment opens a new segment after the current one could not be
+// repaired.
+func (s *Sink) switchSegment(cause error) error {
+	s.log.Error("cannot cut a failed write off the segment; continuing in a new one",
+		"segment", s.segName, "err", cause)
+	_ = s.seg.Close()
+	s.closedSeg = append(s.closedSeg, segment{name: s.segName, size: s.segSize})
+	if err := s.openSegment(time.Now()); err != nil {
+		s.seg = nil
+		return err
+	}
+	return nil
+}
+
+func (s *Sink) sync() error {
+	if err := s.seg.Sync(); err != nil {
+		return fmt.Errorf("cannot fsync %s: %w", s.segName, err)
+	}
+	s.unsynced = false
+	s.syncDue.Stop()
+	s.synced.Add(1)
+	return nil
+}
+
+// syncRetrying fsyncs with retries; a failure past Close's deadline is
+// left in the health status.
+func (s *Sink) syncRetrying() {
+	_ = s.retry(s.sync)
+}
+
+// retry runs op until it succeeds, backing off after each failure and
+// marking the sink unhealthy until it recovers. It gives up only when Close's
+// context has ended.
+func (s *Sink) retry(op func() error) error {
+	wait := retryMin
+	for attempt := 0; ; attempt++ {
+		var err error
+		if s.seg == nil {
+			err = s.openSegment(time.Now())
+		}
+		if err == nil {
+			err = op()
+		}
+		if err == nil {
+			if attempt > 0 {
+				s.health.Store(nil)
+				s.log.Info("file sink recovered; writing again", "segment", s.segName, "attempts", attempt+1)
+			}
+			return nil
+		}
+		if attempt == 0 {
+			s.health.Store(&err)
+			s.log.Error("file sink cannot write; parcels wait and are retried, new requests get 503",
+				"dir", s.cfg.Dir, "err", err)
+		} else {
+			s.health.Store(&err)
+		}
+		select {
+		case <-s.abort:
+			return fmt.Errorf("filesink: gave up at shutdown: %w", err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+// finishStop writes what is left after Close and closes the segment.
+func (s *Sink) finishStop() {
+	s.drain()
+	if s.seg == nil {
+		return
+	}
+	if s.unsynced {
+		s.syncRetrying()
+	}
+	if err := s.seg.Close(); err != nil {
+		s.log.Error("cannot close segment", "segment", s.segName, "err", err)
+	}
+	if s.segSize == 0 {
+		_ = os.Remove(filepath.Join(s.cfg.Dir, s.segName))
+	}
+}
+
+// rotate closes the current segment, opens the next and applies retention.
+func (s *Sink) rotate(now time.Time) {
+	if s.unsynced {
+		if err := s.sync(); err != nil {
+			s.log.Error("cannot fsync a segment before rotating it", "segment", s.segName, "err", err)
+		}
+	}
+	if err := s.seg.Close(); err != nil {
+		s.log.Error("cannot close segment", "segment", s.segName, "err", err)
+	}
+	s.closedSeg = append(s.closedSeg, segment{name: s.segName, size: s.segSize})
+	if err := s.openSegment(now); err != nil {
+		s.seg = nil // the next write retries opening one
+		s.log.Error("cannot open a new segment", "dir", s.cfg.Dir, "err", err)
+	}
+	s.enforceRetention()
+}
+
+// openSegment creates a new segment named after now, later than every
+// existing one.
+func (s *Sink) openSegment(now time.Time) error {
+	name := now.UTC().Format(segmentTimeLayout) + segmentSuffix
+	last := s.segName
+	if n := len(s.closedSeg); n > 0 && s.closedSeg[n-1].name > last {
+		last = s.closedSeg[n-1].name
+	}
+	for name <= last { // a clock step back, or two segments in one nanosecond
+		now = now.Add(time.Nanosecond)
+		name = now.UTC().Format(segmentTimeLayout) + segmentSuffix
+	}
+	f, err := os.OpenFile(filepath.Join(s.cfg.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return fmt.Errorf("cannot create segment: %w", err)
+	}
+	s.mu.Lock()
+	s.segName = name
+	s.mu.Unlock()
+	s.seg = f
+	s.segSize = 0
+	s.segOpened = now
+	s.unsynced = false
+	return nil
+}
+
+// enforceRetention deletes the oldest closed segments while the segments
+// together exceed RetainBytes.
+func (s *Sink) enforceRetention() {
+	total := s.segSize
+	for _, seg := range s.closedSeg {
+		total += seg.size
+	}
+	for len(s.closedSeg) > 0 && total > s.cfg.RetainBytes {
+		old := s.closedSeg[0]
+		err := os.Remove(filepath.Join(s.cfg.Dir, old.name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Error("cannot delete an old segment", "segment", old.name, "err", err)
+			return
+		}
+		s.log.Info("deleted the oldest segment: RETAIN_BYTES reached", "segment", old.name, "bytes", old.size)
+		total -= old.size
+		s.closedSeg = s.closedSeg[1:]
+	}
+}
+
+// listSegments returns the directory's segments, oldest first.
+func listSegments(dir string) ([]segment, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("filesink: cannot read the data directory: %w", err)
+	}
+	var segs []segment
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), segmentSuffix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, fmt.Errorf("filesink: %w", err)
+		}
+		segs = append(segs, segment{name: e.Name(), size: info.Size()})
+	}
+	slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(a.name, b.name) })
+	return segs, nil
+}
+
+// repairTail cuts a last line without its newline off the file at path — a
+// write torn by a crash — and returns how many bytes it cut.
+func repairTail(path string) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("filesink: cannot open the last segment to check its tail: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("filesink: %w", err)
+	}
+	size := info.Size()
+	keep, err := lastLineEnd(f, size)
+	if err != nil {
+		return 0, fmt.Errorf("filesink: cannot read the last segment's tail: %w", err)
+	}
+	if keep == size {
+		return 0, nil
+	}
+	if err := f.Truncate(keep); err != nil {
+		return 0, fmt.Errorf("filesink: cannot cut the torn tail of %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("filesink: %w", err)
+	}
+	return size - keep, nil
+}
+
+// lastLineEnd returns the offset just past the file's last newline (0 if it
+// has none), reading backwards in chunks.
+func lastLineEnd(f *os.File, size int64) (int64, error) {
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	for end := size; end > 0; {
+		start := max(end-chunk, 0)
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return 0, nil
+}
+
+// Stats counts what the sink has done.
+type Stats struct {
+	Written uint64 // parcels written to a segment
+	Fsyncs  uint64 // fsyncs done
+}
+
+// Stats returns the sink's counters.
+func (s *Sink) Stats() Stats {
+	return Stats{Written: s.written.Load(), Fsyncs: s.synced.Load()}
+}

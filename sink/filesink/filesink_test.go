@@ -1,0 +1,517 @@
+package filesink
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fastingest/fastingest/ingest"
+)
+
+// outcomes records how each task was finished.
+type outcomes struct {
+	mu     sync.Mutex
+	ok     []string
+	failed []string
+}
+
+func (o *outcomes) task(id string, seq uint64) ingest.Task {
+	p := ingest.Parcel{ID: id, Time: "2017-01-01T00:00:01Z", Data: "data of " + id}
+	return ingest.NewTask(&p, time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC), seq, func(err error) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if err != nil {
+			o.failed = append(o.failed, id)
+		} else {
+			o.ok = append(o.ok, id)
+		}
+	})
+}
+
+func (o *outcomes) counts() (ok, failed int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.ok), len(o.failed)
+}
+
+func newSink(t *testing.T, cfg Config) *Sink {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New() error = %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s
+}
+
+func closeSink(t *testing.T, s *Sink) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close() error = %v", err)
+	}
+}
+
+func store(t *testing.T, s *Sink, o *outcomes, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		if err := s.Store(context.Background(), o.task(fmt.Sprintf("%s%d", prefix, i), uint64(i+1))); err != nil {
+			t.Fatalf("Store() error = %v", err)
+		}
+	}
+}
+
+type line struct {
+	ID, Time, Data, Received string
+}
+
+// readDir returns every line of every segment in dir, in segment order, and
+// the segments' names.
+func readDir(t *testing.T, dir string) ([]line, []string) {
+	t.Helper()
+	segs, err := listSegments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []line
+	var names []string
+	for _, seg := range segs {
+		names = append(names, seg.name)
+		b, err := os.ReadFile(filepath.Join(dir, seg.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			t.Errorf("segment %s does not end with a newline", seg.name)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var l line
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				t.Fatalf("segment %s: line %q: %v", seg.name, sc.Text(), err)
+			}
+			lines = append(lines, l)
+		}
+	}
+	return lines, names
+}
+
+func ids(lines []line) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l.ID
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func wantIDs(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i)
+	}
+	return out
+}
+
+func TestStoresEveryParcelAsOneLine(t *testing.T) {
+	for _, durable := range []bool{false, true} {
+		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
+			dir := t.TempDir()
+			s := newSink(t, Config{Dir: dir, Durable: durable})
+			var o outcomes
+			store(t, s, &o, "p", 100)
+			closeSink(t, s)
+			if ok, failed := o.counts(); ok != 100 || failed != 0 {
+				t.Fatalf("finished ok=%d failed=%d, want 100 and 0", ok, failed)
+			}
+			lines, _ := readDir(t, dir)
+			if got, want := ids(lines), wantIDs("p", 100); !slices.Equal(got, want) {
+				t.Fatalf("ids in the files = %v, want %v", got, want)
+			}
+			l := lines[7]
+			if l.Time != "2017-01-01T00:00:01Z" || l.Data != "data of p7" || l.Received != "2026-11-29T08:00:00Z" {
+				t.Errorf("line = %+v, want the parcel as sent and its receive time", l)
+			}
+			if durable && s.Stats().Fsyncs == 0 {
+				t.Error("durable sink finished tasks without an fsync")
+			}
+		})
+	}
+}
+
+// A durable sink finishes a task only after the fsync that covers it, and
+// concurrent stores share fsyncs (group commit).
+func TestDurableGroupCommit(t *testing.T) {
+	s := newSink(t, Config{Durable: true})
+	const writers, each = 32, 50
+	var finished, early atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				p := ingest.Parcel{ID: fmt.Sprintf("w%d-%d", w, i), Time: "2017-01-01T00:00:01Z"}
+				fsyncsBefore := s.Stats().Fsyncs
+				done := make(chan struct{})
+				task := ingest.NewTask(&p, time.Now(), 1, func(err error) {
+					if err != nil {
+						t.Errorf("Finish(%v), want nil", err)
+					}
+					if s.Stats().Fsyncs == fsyncsBefore {
+						early.Add(1)
+					}
+					finished.Add(1)
+					close(done)
+				})
+				if err := s.Store(context.Background(), task); err != nil {
+					t.Errorf("Store() error = %v", err)
+					return
+				}
+				<-done // like an ACK=persisted request: wait before the next
+			}
+		})
+	}
+	wg.Wait()
+	closeSink(t, s)
+	if got := finished.Load(); got != writers*each {
+		t.Fatalf("finished %d tasks, want %d", got, writers*each)
+	}
+	if n := early.Load(); n > 0 {
+		t.Errorf("%d tasks finished before any fsync after their Store", n)
+	}
+	fsyncs := s.Stats().Fsyncs
+	t.Logf("%d parcels, %d fsyncs", writers*each, fsyncs)
+	if fsyncs >= writers*each {
+		t.Errorf("%d fsyncs for %d parcels: concurrent stores should share fsyncs", fsyncs, writers*each)
+	}
+}
+
+func TestRotatesBySize(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, Config{Dir: dir, SegmentBytes: 1000, GroupBytes: 300})
+	var o outcomes
+	for i := range 60 {
+		store(t, s, &o, fmt.Sprintf("r%02d-", i), 1)
+		waitFor(t, "the parcel to be written", func() bool { ok, _ := o.counts(); return ok == i+1 })
+	}
+	closeSink(t, s)
+	lines, names := readDir(t, dir)
+	if len(names) < 4 {
+		t.Fatalf("%d segments after ~7 KB with SegmentBytes=1000, want several: %v", len(names), names)
+	}
+	if !slices.IsSorted(names) {
+		t.Errorf("segment names do not sort: %v", names)
+	}
+	for _, n := range names {
+		info, err := os.Stat(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() > 1000+300 {
+			t.Errorf("segment %s holds %d bytes, want about SegmentBytes=1000", n, info.Size())
+		}
+	}
+	var want []string
+	for i := range 60 {
+		want = append(want, fmt.Sprintf("r%02d-0", i))
+	}
+	if got := ids(lines); !slices.Equal(got, want) {
+		t.Errorf("ids across segments = %v, want %v", got, want)
+	}
+}
+
+func TestRotatesByAge(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, Config{Dir: dir, SegmentAge: 20 * time.Millisecond})
+	var o outcomes
+	store(t, s, &o, "a", 3)
+	waitFor(t, "a second segment", func() bool {
+		segs, _ := listSegments(dir)
+		return len(segs) >= 2
+	})
+	store(t, s, &o, "b", 3)
+	closeSink(t, s)
+	lines, names := readDir(t, dir)
+	if got, want := ids(lines), append(wantIDs("a", 3), wantIDs("b", 3)...); !slices.Equal(got, want) {
+		t.Errorf("ids = %v, want %v", got, want)
+	}
+	if len(names) < 2 {
+		t.Errorf("segments = %v, want at least 2", names)
+	}
+}
+
+func TestRetentionDeletesOldestSegments(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, Config{Dir: dir, SegmentBytes: 500, RetainBytes: 2000, GroupBytes: 200})
+	var o outcomes
+	for i := range 100 {
+		store(t, s, &o, fmt.Sprintf("k%03d-", i), 1)
+		waitFor(t, "the parcel to be written", func() bool { ok, _ := o.counts(); return ok == i+1 })
+	}
+	closeSink(t, s)
+	lines, names := readDir(t, dir)
+	var total int64
+	for _, n := range names {
+		info, _ := os.Stat(filepath.Join(dir, n))
+		total += info.Size()
+	}
+	if total > 2000+500+200 {
+		t.Errorf("segments hold %d bytes, want at most about RetainBytes=2000", total)
+	}
+	if len(lines) == 0 || lines[len(lines)-1].ID != "k099-0" {
+		t.Fatalf("the newest parcels must be kept; last lines = %v", ids(lines))
+	}
+	if lines[0].ID == "k000-0" {
+		t.Errorf("the oldest segment was not deleted")
+	}
+	// What is kept is a contiguous run of the newest parcels.
+	got := ids(lines)
+	var want []string
+	for i := 100 - len(got); i < 100; i++ {
+		want = append(want, fmt.Sprintf("k%03d-0", i))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("kept ids = %v, want the newest %d in order", got, len(got))
+	}
+}
+
+func TestRepairsTornTail(t *testing.T) {
+	dir := t.TempDir()
+	whole := `{"id":"1","time":"2017-01-01T00:00:01Z","data":"a","received":"2026-11-29T08:00:00Z"}` + "\n"
+	older := "20261129T070000.000000000Z.ndjson"
+	last := "20261129T080000.000000000Z.ndjson"
+	if err := os.WriteFile(filepath.Join(dir, older), []byte(whole+"{\"id\":\"torn-but-not-last"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, last), []byte(whole+whole+`{"id":"2","time":"20`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s := newSink(t, Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var o outcomes
+	store(t, s, &o, "new", 1)
+	closeSink(t, s)
+
+	b, err := os.ReadFile(filepath.Join(dir, last))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != whole+whole {
+		t.Errorf("last segment after repair = %q, want its two whole lines", b)
+	}
+	if !strings.Contains(logs.String(), "torn") || !strings.Contains(logs.String(), "bytes_cut=20") {
+		t.Errorf("log = %q, want a notice of the 20 bytes cut", logs.String())
+	}
+	segs, _ := listSegments(dir)
+	if len(segs) != 3 || segs[2].name <= last {
+		t.Errorf("segments = %v, want the new parcels in a new, later segment", segs)
+	}
+	// Only the last segment can be torn by a crash; older ones are left alone.
+	if b, _ := os.ReadFile(filepath.Join(dir, older)); !strings.HasSuffix(string(b), "not-last") {
+		t.Errorf("older segment was modified: %q", b)
+	}
+}
+
+func TestRepairTailWithoutAnyNewline(t *testing.T) {
+	dir := t.TempDir()
+	name := "20261129T080000.000000000Z.ndjson"
+	if err := os.WriteFile(filepath.Join(dir, name), bytes.Repeat([]byte("x"), 200<<10), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cut, err := repairTail(filepath.Join(dir, name))
+	if err != nil || cut != 200<<10 {
+		t.Fatalf("repairTail() = %d, %v; want %d, nil", cut, err, 200<<10)
+	}
+}
+
+// limitFileSize makes writes past n bytes of any file fail with EFBIG, as a
+// full disk would, until the returned function lifts the limit. It changes
+// the whole test process, so tests using it must not run in parallel.
+func limitFileSize(t *testing.T, n uint64) (lift func()) {
+	t.Helper()
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = n
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatalf("cannot limit the file size: %v", err)
+	}
+	var once sync.Once
+	lift = func() {
+		once.Do(func() {
+			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+				t.Errorf("cannot restore the file size limit: %v", err)
+			}
+		})
+	}
+	t.Cleanup(lift)
+	return lift
+}
+
+// A full disk loses nothing: the sink turns unhealthy, holds and retries
+// the parcels, blocks new stores once its groups are full, and writes
+// everything exactly once when space returns.
+func TestDiskFullRetriesUntilSpaceReturns(t *testing.T) {
+	for _, durable := range []bool{false, true} {
+		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
+			dir := t.TempDir()
+			s := newSink(t, Config{Dir: dir, Durable: durable, GroupBytes: 4096})
+			var o outcomes
+			store(t, s, &o, "before", 10)
+			waitFor(t, "the first parcels to be written", func() bool { ok, _ := o.counts(); return ok == 10 })
+			if err := s.Healthy(); err != nil {
+				t.Fatalf("Healthy() = %v before the disk filled", err)
+			}
+
+			lift := limitFileSize(t, 2000) // the segment holds ~1 KB already
+			stored := make(chan int)
+			go func() {
+				n := 0
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				defer cancel()
+				for ; n < 1000; n++ {
+					if err := s.Store(ctx, o.task(fmt.Sprintf("full%d", n), 1)); err != nil {
+						break
+					}
+				}
+				stored <- n
+			}()
+			n := <-stored
+			waitFor(t, "the sink to report unhealthy", func() bool { return s.Healthy() != nil })
+			if !strings.Contains(s.Healthy().Error(), "file too large") {
+				t.Errorf("Healthy() = %v, want the write error", s.Healthy())
+			}
+			if n >= 1000 {
+				t.Fatalf("all 1000 stores returned while the disk was full: the groups must bound what the sink holds")
+			}
+			ok, failed := o.counts()
+			if failed != 0 || ok > 10+n {
+				t.Fatalf("while full: ok=%d failed=%d", ok, failed)
+			}
+
+			lift()
+			waitFor(t, "every held parcel to be written", func() bool { ok, _ := o.counts(); return ok == 10+n })
+			waitFor(t, "the sink to report healthy", func() bool { return s.Healthy() == nil })
+			closeSink(t, s)
+			lines, _ := readDir(t, dir)
+			if got, want := ids(lines), append(wantIDs("before", 10), wantIDs("full", n)...); !slices.Equal(got, want) {
+				t.Errorf("ids = %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+// When the disk stays full past Close's deadline, every held task is
+// finished as failed: counted, never silently lost.
+func TestCloseDeadlineFailsWhatCannotBeWritten(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, Config{Dir: dir, GroupBytes: 4096})
+	limitFileSize(t, 100)
+	var o outcomes
+	store(t, s, &o, "x", 20)
+	waitFor(t, "the sink to report unhealthy", func() bool { return s.Healthy() != nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := s.Close(ctx)
+	if err == nil {
+		t.Error("Close() = nil with writes failing, want the write error")
+	}
+	if ok, failed := o.counts(); ok != 0 || failed != 20 {
+		t.Errorf("ok=%d failed=%d, want 0 and 20", ok, failed)
+	}
+	if err := s.Store(context.Background(), o.task("late", 1)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Store after Close = %v, want ErrClosed", err)
+	}
+}
+
+// The whole path: dispatcher, workers, sink; the counters add up.
+func TestWithDispatcher(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, Config{Dir: dir, Durable: true})
+	d, err := ingest.New(ingest.Config{MaxQueue: 64, MaxWorkers: 16, Sink: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Go(func() {
+			for r := range 20 {
+				parcels := make([]ingest.Parcel, 9)
+				for i := range parcels {
+					parcels[i] = ingest.Parcel{ID: fmt.Sprintf("c%d-r%d-%d", c, r, i), Time: "2017-01-01T00:00:01Z", Data: "abc"}
+				}
+				if err := d.SubmitAndWait(time.Now(), ingest.NewBatch(parcels), 10*time.Second); err != nil {
+					t.Errorf("SubmitAndWait() = %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown() = %v", err)
+	}
+	st := d.Stats()
+	if st.Accepted != 8*20*9 || st.Completed != st.Accepted || st.Failed != 0 {
+		t.Errorf("stats = %+v, want 1440 accepted, all completed", st)
+	}
+	lines, _ := readDir(t, dir)
+	seen := map[string]int{}
+	for _, l := range lines {
+		seen[l.ID]++
+	}
+	if len(seen) != 1440 || len(lines) != 1440 {
+		t.Errorf("%d lines, %d distinct ids, want 1440 each", len(lines), len(seen))
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	if _, err := New(Config{}); err == nil {
+		t.Error("New without a directory succeeded")
+	}
+	if _, err := New(Config{Dir: t.TempDir(), SegmentAge: -time.Second}); err == nil {
+		t.Error("New with a negative SegmentAge succeeded")
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Dir: file}); err == nil {
+		t.Error("New with a file as the directory succeeded")
+	}
+}
