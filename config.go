@@ -22,6 +22,20 @@ type config struct {
 	MaxBodyBytes    int
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+
+	Ack        string // enqueued or persisted
+	AckTimeout time.Duration
+
+	DataDir       string
+	SegmentBytes  int64
+	SegmentAge    time.Duration
+	RetainBytes   int64
+	FsyncInterval time.Duration // 0: fsync after every write
+
+	NATSURL      string
+	NATSSubject  string
+	NATSStream   string
+	NATSReplicas int
 }
 
 // option is one setting: an environment variable, the flag that overrides
@@ -45,11 +59,58 @@ var options = []option{
 		func(c *config, v string) bool { return parseInt(v, 1, 1_000_000, &c.MaxWorkers) }},
 	{"MAX_QUEUE", "max-queue", "10000", "capacity of the global task queue, in parcels", "an integer from 1 to 10000000",
 		func(c *config, v string) bool { return parseInt(v, 1, 10_000_000, &c.MaxQueue) }},
-	{"SINK", "sink", "sim", "where tasks go: sim (simulated store, random latency) or null (discard)", "sim or null",
+	{"SINK", "sink", "file", "where tasks go: file (NDJSON segments in DATA_DIR), nats (a JetStream stream), sim (simulated store, random latency) or null (discard)", "file, nats, sim or null",
 		func(c *config, v string) bool {
 			c.Sink = strings.ToLower(v)
-			return c.Sink == "sim" || c.Sink == "null"
+			return c.Sink == "file" || c.Sink == "nats" || c.Sink == "sim" || c.Sink == "null"
 		}},
+	{"ACK", "ack", "enqueued", "when a request is answered 202: enqueued (its parcels are queued) or persisted (its parcels are stored: fsynced, or acknowledged by JetStream)", "enqueued or persisted",
+		func(c *config, v string) bool {
+			c.Ack = strings.ToLower(v)
+			return c.Ack == "enqueued" || c.Ack == "persisted"
+		}},
+	{"ACK_TIMEOUT", "ack-timeout", "10s", "with ACK=persisted, longest wait for a request's parcels to be stored before answering 503", "a positive duration, e.g. 10s",
+		func(c *config, v string) bool { return parsePositiveDuration(v, &c.AckTimeout) }},
+	{"DATA_DIR", "data-dir", "./data", "directory of the file sink's segments; created if missing", "a directory path",
+		func(c *config, v string) bool { c.DataDir = v; return v != "" }},
+	{"SEGMENT_BYTES", "segment-bytes", "128MiB", "file sink: a segment is closed and a new one started past this size", "a size from 1KiB to 1TiB: bytes, or with a KiB, MiB, GiB or TiB suffix",
+		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<40, &c.SegmentBytes) }},
+	{"SEGMENT_AGE", "segment-age", "1h", "file sink: a segment is closed and a new one started this long after it was opened; 0 disables", "a duration of 0 or more, e.g. 1h",
+		func(c *config, v string) bool {
+			d, err := time.ParseDuration(v)
+			c.SegmentAge = d
+			return err == nil && d >= 0
+		}},
+	{"RETAIN_BYTES", "retain-bytes", "1GiB", "file sink: the oldest closed segments are deleted while all segments together exceed this size", "a size from 1KiB to 1PiB: bytes, or with a KiB, MiB, GiB, TiB or PiB suffix",
+		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<50, &c.RetainBytes) }},
+	{"FSYNC_INTERVAL", "fsync-interval", "1s", "file sink: longest time a written parcel may stay unsynced; 0 fsyncs after every write", "a duration of 0 or more, e.g. 1s",
+		func(c *config, v string) bool {
+			d, err := time.ParseDuration(v)
+			c.FsyncInterval = d
+			return err == nil && d >= 0
+		}},
+	{"NATS_URL", "nats-url", "nats://127.0.0.1:4222", "nats sink: server URLs, comma-separated", "nats:// URLs, comma-separated",
+		func(c *config, v string) bool {
+			c.NATSURL = v
+			for _, u := range strings.Split(v, ",") {
+				if strings.TrimSpace(u) == "" {
+					return false
+				}
+			}
+			return true
+		}},
+	{"NATS_SUBJECT", "nats-subject", "fastingest.parcels", "nats sink: subject parcels are published to", "a subject without spaces or wildcards",
+		func(c *config, v string) bool {
+			c.NATSSubject = v
+			return v != "" && !strings.ContainsAny(v, " \t*>")
+		}},
+	{"NATS_STREAM", "nats-stream", "FASTINGEST", "nats sink: JetStream stream holding the subject; created if missing", "a stream name without spaces, dots or wildcards",
+		func(c *config, v string) bool {
+			c.NATSStream = v
+			return v != "" && !strings.ContainsAny(v, " \t.*>/\\")
+		}},
+	{"NATS_REPLICAS", "nats-replicas", "1", "nats sink: replicas of a stream it creates", "an integer from 1 to 5",
+		func(c *config, v string) bool { return parseInt(v, 1, 5, &c.NATSReplicas) }},
 	{"SIM_LATENCY", "sim-latency", "5ms-55ms", "latency range of the sim sink, uniform", "a duration or a range min-max with min <= max, e.g. 5ms-55ms or 10ms",
 		func(c *config, v string) bool {
 			lo, hi, isRange := strings.Cut(v, "-")
@@ -62,7 +123,12 @@ var options = []option{
 			return err1 == nil && err2 == nil && c.SimMin >= 0 && c.SimMin <= c.SimMax
 		}},
 	{"MAX_BODY_BYTES", "max-body-bytes", "1MiB", "largest request body accepted; larger ones get 413", "a size from 1 byte to 1GiB: bytes, or with a KiB, MiB or GiB suffix",
-		func(c *config, v string) bool { return parseSize(v, &c.MaxBodyBytes) }},
+		func(c *config, v string) bool {
+			var n int64
+			ok := parseSize(v, 1, 1<<30, &n)
+			c.MaxBodyBytes = int(n)
+			return ok
+		}},
 	{"LOG_LEVEL", "log-level", "info", "log level; debug logs every parcel", "debug, info, warn or error",
 		func(c *config, v string) bool {
 			switch strings.ToLower(v) {
@@ -72,11 +138,7 @@ var options = []option{
 			return false
 		}},
 	{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "longest wait, after SIGINT or SIGTERM, for requests to finish and the queue to drain", "a positive duration, e.g. 30s",
-		func(c *config, v string) bool {
-			d, err := time.ParseDuration(v)
-			c.ShutdownTimeout = d
-			return err == nil && d > 0
-		}},
+		func(c *config, v string) bool { return parsePositiveDuration(v, &c.ShutdownTimeout) }},
 }
 
 // configError is a setting with a value fastingest cannot use.
@@ -138,8 +200,20 @@ func (c config) logAttrs() []any {
 	attrs := []any{"addr", c.Addr, "max_workers", c.MaxWorkers, "max_queue", c.MaxQueue,
 		"sink", c.Sink, "max_body_bytes", c.MaxBodyBytes, "log_level", c.LogLevel.String(),
 		"shutdown_timeout", c.ShutdownTimeout.String()}
-	if c.Sink == "sim" {
+	attrs = append(attrs, "ack", c.Ack)
+	if c.Ack == "persisted" {
+		attrs = append(attrs, "ack_timeout", c.AckTimeout.String())
+	}
+	switch c.Sink {
+	case "sim":
 		attrs = append(attrs, "sim_latency", c.SimMin.String()+"-"+c.SimMax.String())
+	case "file":
+		attrs = append(attrs, "data_dir", c.DataDir, "segment_bytes", c.SegmentBytes,
+			"segment_age", c.SegmentAge.String(), "retain_bytes", c.RetainBytes,
+			"fsync_interval", c.FsyncInterval.String())
+	case "nats":
+		attrs = append(attrs, "nats_url", c.NATSURL, "nats_subject", c.NATSSubject,
+			"nats_stream", c.NATSStream, "nats_replicas", c.NATSReplicas)
 	}
 	return attrs
 }
@@ -150,21 +224,28 @@ func parseInt(v string, min, max int, dst *int) bool {
 	return err == nil && n >= min && n <= max
 }
 
-// parseSize reads a byte count such as 1048576, 512KiB or 1MiB, at most 1GiB.
-func parseSize(v string, dst *int) bool {
+func parsePositiveDuration(v string, dst *time.Duration) bool {
+	d, err := time.ParseDuration(v)
+	*dst = d
+	return err == nil && d > 0
+}
+
+// parseSize reads a byte count such as 1048576, 512KiB or 1MiB, from min to
+// max bytes.
+func parseSize(v string, min, max int64, dst *int64) bool {
 	v = strings.TrimSpace(v)
-	mult := 1
+	mult := int64(1)
 	for _, u := range []struct {
 		suffix string
-		mult   int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"PiB", 1 << 50}} {
 		if s, ok := strings.CutSuffix(v, u.suffix); ok {
 			v, mult = strings.TrimSpace(s), u.mult
 			break
 		}
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > (1<<30)/mult {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || n > max/mult || n*mult < min {
 		return false
 	}
 	*dst = n * mult

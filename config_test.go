@@ -26,12 +26,23 @@ func defaultConfig() config {
 		Addr:            ":8080",
 		MaxWorkers:      1000,
 		MaxQueue:        10000,
-		Sink:            "sim",
+		Sink:            "file",
 		SimMin:          5 * time.Millisecond,
 		SimMax:          55 * time.Millisecond,
 		MaxBodyBytes:    1 << 20,
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 30 * time.Second,
+		Ack:             "enqueued",
+		AckTimeout:      10 * time.Second,
+		DataDir:         "./data",
+		SegmentBytes:    128 << 20,
+		SegmentAge:      time.Hour,
+		RetainBytes:     1 << 30,
+		FsyncInterval:   time.Second,
+		NATSURL:         "nats://127.0.0.1:4222",
+		NATSSubject:     "fastingest.parcels",
+		NATSStream:      "FASTINGEST",
+		NATSReplicas:    1,
 	}
 }
 
@@ -93,9 +104,27 @@ func TestLoadConfigFromEnv(t *testing.T) {
 		{map[string]string{"ADDR": ":1", "MAX_WORKERS": "2", "MAX_QUEUE": "3", "SINK": "null", "SIM_LATENCY": "4ms-5ms",
 			"MAX_BODY_BYTES": "6KiB", "LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "7s"},
 			func(c *config) {
-				*c = config{Addr: ":1", MaxWorkers: 2, MaxQueue: 3, Sink: "null", SimMin: 4 * time.Millisecond,
-					SimMax: 5 * time.Millisecond, MaxBodyBytes: 6 << 10, LogLevel: slog.LevelError, ShutdownTimeout: 7 * time.Second}
+				c.Addr, c.MaxWorkers, c.MaxQueue, c.Sink = ":1", 2, 3, "null"
+				c.SimMin, c.SimMax = 4*time.Millisecond, 5*time.Millisecond
+				c.MaxBodyBytes, c.LogLevel, c.ShutdownTimeout = 6<<10, slog.LevelError, 7*time.Second
 			}},
+		{map[string]string{"SINK": "file"}, func(c *config) { c.Sink = "file" }},
+		{map[string]string{"SINK": "nats"}, func(c *config) { c.Sink = "nats" }},
+		{map[string]string{"ACK": "persisted"}, func(c *config) { c.Ack = "persisted" }},
+		{map[string]string{"ACK": "Enqueued"}, func(c *config) { c.Ack = "enqueued" }},
+		{map[string]string{"ACK_TIMEOUT": "2s"}, func(c *config) { c.AckTimeout = 2 * time.Second }},
+		{map[string]string{"DATA_DIR": "/var/lib/fastingest"}, func(c *config) { c.DataDir = "/var/lib/fastingest" }},
+		{map[string]string{"SEGMENT_BYTES": "1KiB"}, func(c *config) { c.SegmentBytes = 1 << 10 }},
+		{map[string]string{"SEGMENT_BYTES": "1TiB"}, func(c *config) { c.SegmentBytes = 1 << 40 }},
+		{map[string]string{"SEGMENT_AGE": "0"}, func(c *config) { c.SegmentAge = 0 }},
+		{map[string]string{"SEGMENT_AGE": "15m"}, func(c *config) { c.SegmentAge = 15 * time.Minute }},
+		{map[string]string{"RETAIN_BYTES": "20GiB"}, func(c *config) { c.RetainBytes = 20 << 30 }},
+		{map[string]string{"FSYNC_INTERVAL": "0"}, func(c *config) { c.FsyncInterval = 0 }},
+		{map[string]string{"FSYNC_INTERVAL": "100ms"}, func(c *config) { c.FsyncInterval = 100 * time.Millisecond }},
+		{map[string]string{"NATS_URL": "nats://a:4222,nats://b:4222"}, func(c *config) { c.NATSURL = "nats://a:4222,nats://b:4222" }},
+		{map[string]string{"NATS_SUBJECT": "ingest.x"}, func(c *config) { c.NATSSubject = "ingest.x" }},
+		{map[string]string{"NATS_STREAM": "PARCELS"}, func(c *config) { c.NATSStream = "PARCELS" }},
+		{map[string]string{"NATS_REPLICAS": "3"}, func(c *config) { c.NATSReplicas = 3 }},
 	} {
 		want := defaultConfig()
 		tc.want(&want)
@@ -124,7 +153,7 @@ func TestLoadConfigFlagWinsOverEnv(t *testing.T) {
 		// variable the flag overrides is not an error.
 		{map[string]string{"MAX_QUEUE": "lots"}, []string{"-max-queue", "9"}, func(c *config) { c.MaxQueue = 9 }},
 		// A flag given its default value still wins over the variable.
-		{map[string]string{"SINK": "null"}, []string{"-sink", "sim"}, func(c *config) {}},
+		{map[string]string{"SINK": "null"}, []string{"-sink", "sim"}, func(c *config) { c.Sink = "sim" }},
 	} {
 		want := defaultConfig()
 		tc.want(&want)
@@ -165,7 +194,27 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "SIM_LATENCY without unit", env: map[string]string{"SIM_LATENCY": "5-55"},
 			want: []string{"SIM_LATENCY", `"5-55"`, "a duration or a range min-max"}},
 		{name: "unknown SINK", env: map[string]string{"SINK": "postgres"},
-			want: []string{"SINK", `"postgres"`, "sim or null"}},
+			want: []string{"SINK", `"postgres"`, "file, nats, sim or null"}},
+		{name: "unknown ACK", env: map[string]string{"ACK": "fsync"},
+			want: []string{"ACK", `"fsync"`, "enqueued or persisted"}},
+		{name: "ACK_TIMEOUT=0", env: map[string]string{"ACK_TIMEOUT": "0"},
+			want: []string{"ACK_TIMEOUT", `"0"`, "a positive duration"}},
+		{name: "SEGMENT_BYTES too small", env: map[string]string{"SEGMENT_BYTES": "100"},
+			want: []string{"SEGMENT_BYTES", `"100"`, "from 1KiB"}},
+		{name: "SEGMENT_AGE negative", env: map[string]string{"SEGMENT_AGE": "-1h"},
+			want: []string{"SEGMENT_AGE", `"-1h"`, "0 or more"}},
+		{name: "RETAIN_BYTES not a size", env: map[string]string{"RETAIN_BYTES": "lots"},
+			want: []string{"RETAIN_BYTES", `"lots"`, "a size"}},
+		{name: "FSYNC_INTERVAL without unit", env: map[string]string{"FSYNC_INTERVAL": "5"},
+			want: []string{"FSYNC_INTERVAL", `"5"`, "a duration"}},
+		{name: "NATS_URL with an empty entry", env: map[string]string{"NATS_URL": "nats://a:4222,"},
+			want: []string{"NATS_URL", "comma-separated"}},
+		{name: "NATS_SUBJECT wildcard", env: map[string]string{"NATS_SUBJECT": "parcels.>"},
+			want: []string{"NATS_SUBJECT", "wildcards"}},
+		{name: "NATS_STREAM with a dot", env: map[string]string{"NATS_STREAM": "a.b"},
+			want: []string{"NATS_STREAM", "dots"}},
+		{name: "NATS_REPLICAS=7", env: map[string]string{"NATS_REPLICAS": "7"},
+			want: []string{"NATS_REPLICAS", "1 to 5"}},
 		{name: "bad LOG_LEVEL", env: map[string]string{"LOG_LEVEL": "verbose"},
 			want: []string{"LOG_LEVEL", `"verbose"`, "debug, info, warn or error"}},
 		{name: "LOG_LEVEL with offset", env: map[string]string{"LOG_LEVEL": "info+2"},
@@ -250,7 +299,7 @@ func TestLoadConfigHelp(t *testing.T) {
 			{"-addr", "ADDR", `":8080"`},
 			{"-max-workers", "MAX_WORKERS", `"1000"`},
 			{"-max-queue", "MAX_QUEUE", `"10000"`},
-			{"-sink", "SINK", `"sim"`},
+			{"-sink", "SINK", `"file"`},
 			{"-sim-latency", "SIM_LATENCY", `"5ms-55ms"`},
 			{"-max-body-bytes", "MAX_BODY_BYTES", `"1MiB"`},
 			{"-log-level", "LOG_LEVEL", `"info"`},

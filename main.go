@@ -23,6 +23,7 @@ import (
 	"github.com/fastingest/fastingest/ingest"
 	"github.com/fastingest/fastingest/server"
 	"github.com/fastingest/fastingest/sink"
+	"github.com/fastingest/fastingest/sink/filesink"
 )
 
 func main() {
@@ -42,10 +43,10 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	store, err := newSink(cfg)
+	store, health, err := newSink(cfg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "fastingest:", err)
-		return 2
+		log.Error("cannot start the sink", "sink", cfg.Sink, "err", err)
+		return 1
 	}
 	dispatcher, err := ingest.New(ingest.Config{
 		MaxQueue: cfg.MaxQueue, MaxWorkers: cfg.MaxWorkers, Sink: store, Logger: log,
@@ -54,7 +55,14 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		fmt.Fprintln(stderr, "fastingest:", err)
 		return 2
 	}
-	srv, err := server.New(server.Config{MaxBodyBytes: cfg.MaxBodyBytes, Logger: log}, dispatcher)
+	ack := server.AckEnqueued
+	if cfg.Ack == "persisted" {
+		ack = server.AckPersisted
+	}
+	srv, err := server.New(server.Config{
+		MaxBodyBytes: cfg.MaxBodyBytes, Ack: ack, AckTimeout: cfg.AckTimeout,
+		SinkHealth: health, Logger: log,
+	}, dispatcher)
 	if err != nil {
 		fmt.Fprintln(stderr, "fastingest:", err)
 		return 1
@@ -72,7 +80,11 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 	dispatcher.Start()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("fastingest listening", append([]any{"listen", ln.Addr().String()}, cfg.logAttrs()...)...)
+	attrs := append([]any{"listen", ln.Addr().String()}, cfg.logAttrs()...)
+	if f, ok := store.(*filesink.Sink); ok {
+		attrs = append(attrs, "segment", f.Segment()) // where posted parcels land
+	}
+	log.Info("fastingest listening", attrs...)
 
 	code := 0
 	select {
@@ -116,13 +128,29 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 	return code
 }
 
-// newSink builds the sink named in the configuration.
-func newSink(cfg config) (ingest.Sink, error) {
+// newSink builds the sink named in the configuration, and the function
+// that reports whether it can store parcels (nil for sinks that always can).
+func newSink(cfg config, log *slog.Logger) (ingest.Sink, func() error, error) {
 	switch cfg.Sink {
 	case "null":
-		return sink.Null{}, nil
+		return sink.Null{}, nil, nil
 	case "sim":
-		return sink.NewSim(cfg.SimMin, cfg.SimMax)
+		s, err := sink.NewSim(cfg.SimMin, cfg.SimMax)
+		return s, nil, err
+	case "file":
+		fsync := cfg.FsyncInterval
+		if fsync == 0 {
+			fsync = -1 // filesink: fsync after every write
+		}
+		s, err := filesink.New(filesink.Config{
+			Dir: cfg.DataDir, SegmentBytes: cfg.SegmentBytes, SegmentAge: cfg.SegmentAge,
+			RetainBytes: cfg.RetainBytes, FsyncInterval: fsync, Durable: cfg.Ack == "persisted",
+			Logger: log,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Healthy, nil
 	}
-	return nil, fmt.Errorf("unknown sink %q", cfg.Sink)
+	return nil, nil, fmt.Errorf("unknown sink %q", cfg.Sink)
 }

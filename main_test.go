@@ -110,6 +110,7 @@ type process struct {
 func startProcess(t *testing.T, env map[string]string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(fastingestBinary(t), args...)
+	cmd.Dir = t.TempDir() // the file sink's default ./data lands there
 	for _, kv := range os.Environ() {
 		if !isConfigVar(strings.SplitN(kv, "=", 2)[0]) {
 			cmd.Env = append(cmd.Env, kv)
@@ -393,7 +394,7 @@ func TestDebugLogTracesEveryParcel(t *testing.T) {
 
 func TestShutdownTimeoutCountsUnfinishedParcels(t *testing.T) {
 	p := startProcess(t, map[string]string{
-		"ADDR": "127.0.0.1:0", "SIM_LATENCY": "20s-20s", "SHUTDOWN_TIMEOUT": "300ms",
+		"ADDR": "127.0.0.1:0", "SINK": "sim", "SIM_LATENCY": "20s-20s", "SHUTDOWN_TIMEOUT": "300ms",
 	})
 	client := newClient(t)
 	addr := p.waitReady(client)
