@@ -120,6 +120,10 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		"requests_failed", rs.ServerErrors, "decoder_panics", rs.DecoderPanics,
 		"took", time.Since(start).Round(time.Millisecond).String(),
 	}
+	if f, ok := store.(*filesink.Sink); ok {
+		fs := f.Stats()
+		summary = append(summary, "file_writes", fs.Writes, "file_fsyncs", fs.Fsyncs)
+	}
 	if drainErr != nil {
 		log.Error("shutdown incomplete: accepted parcels were not completed", summary...)
 		return 1

@@ -40,6 +40,19 @@ func TestAppendRecordRoundTrips(t *testing.T) {
 	}
 }
 
+// The encoder's cached receive time must follow the task's.
+func TestRecordEncoderFollowsReceiveTime(t *testing.T) {
+	var e RecordEncoder
+	p := ingest.Parcel{ID: "1", Time: "2017-01-01T00:00:01Z"}
+	t1 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, received := range []time.Time{t1, t1, t1.Add(time.Nanosecond), t1, {}} {
+		task := ingest.NewTask(&p, received, 1, func(error) {})
+		if got, want := string(e.Append(nil, task)), string(AppendRecord(nil, task)); got != want {
+			t.Errorf("record %d = %s, want %s", i, got, want)
+		}
+	}
+}
+
 func BenchmarkAppendRecord(b *testing.B) {
 	p := ingest.Parcel{ID: "1", Time: "2017-01-01T00:00:01Z", Data: "abc"}
 	task := ingest.NewTask(&p, time.Now(), 1, func(error) {})
