@@ -515,3 +515,26 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Error("New with a file as the directory succeeded")
 	}
 }
+
+// Without ACK=persisted a written parcel is fsynced within FsyncInterval,
+// even when nothing else is written after it; a negative interval fsyncs
+// every write.
+func TestFsyncInterval(t *testing.T) {
+	s := newSink(t, Config{FsyncInterval: 30 * time.Millisecond})
+	var o outcomes
+	store(t, s, &o, "a", 3)
+	waitFor(t, "the parcels to be written", func() bool { ok, _ := o.counts(); return ok == 3 })
+	waitFor(t, "an fsync after FsyncInterval", func() bool { return s.Stats().Fsyncs >= 1 })
+	if st := s.Stats(); st.Fsyncs > st.Writes {
+		t.Errorf("stats = %+v: more fsyncs than writes", st)
+	}
+
+	every := newSink(t, Config{FsyncInterval: -1})
+	for i := range 5 {
+		store(t, every, &o, fmt.Sprintf("e%d-", i), 1)
+		waitFor(t, "the parcel to be written", func() bool { ok, _ := o.counts(); return ok == 3+i+1 })
+	}
+	if st := every.Stats(); st.Fsyncs != st.Writes || st.Writes == 0 {
+		t.Errorf("FsyncInterval < 0: stats = %+v, want one fsync per write", st)
+	}
+}
