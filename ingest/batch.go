@@ -3,6 +3,7 @@ package ingest
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -21,16 +22,21 @@ type Batch struct {
 	Parcels []Parcel
 
 	buf     []byte       // copy of the body; fast-path strings point into it
-	pending atomic.Int64 // unfinished tasks, plus one while a SubmitAndWait waits
+	pending atomic.Int64 // unfinished tasks, plus waiterRef while a SubmitAndWait waits
 	failed  atomic.Int64 // tasks finished with an error
 	owner   finisher     // counts each task's outcome: the dispatcher it was submitted to
 	pooled  bool         // came from AcquireBatch, so goes back to the pool
 
-	// waiting is set by SubmitAndWait before the tasks are queued; the
-	// task that leaves only the waiter's reference signals finished.
-	waiting  bool
-	finished chan struct{} // cap 1; made once per batch, kept across reuse
+	// finished receives one signal from the last task when a waiter is
+	// registered; the waiter then releases the batch. Made once per batch.
+	finished chan struct{}
 }
+
+// waiterRef is the waiter's share of Batch.pending: far above any task
+// count, so that one atomic value says both how many tasks are unfinished
+// and whether a SubmitAndWait still waits. Deciding who releases the batch
+// and who signals whom then never needs two reads that could disagree.
+const waiterRef = 1 << 40
 
 // batchPool holds batches between requests. Like fasthttp's request pool it
 // is a cache, not state: any batch is as good as a new one.
@@ -68,11 +74,6 @@ func (b *Batch) reset() {
 	b.pending.Store(0)
 	b.failed.Store(0)
 	b.owner = nil
-	b.waiting = false
-	select {
-	case <-b.finished: // a signal nobody took: the waiter timed out
-	default:
-	}
 }
 
 // dropParcels empties Parcels, clearing the old elements so that no string
@@ -88,26 +89,42 @@ func NewBatch(parcels []Parcel) *Batch {
 	return &Batch{Parcels: parcels}
 }
 
-// taskDone records that one task of the batch is finished. The last
-// reference releases the batch; while SubmitAndWait holds one, the last task
-// wakes it instead.
+// taskDone records that one task of the batch is finished. The last task
+// releases the batch, or, while a waiter is registered, wakes the waiter,
+// which releases it.
 func (b *Batch) taskDone() {
 	switch b.pending.Add(-1) {
 	case 0:
 		ReleaseBatch(b)
-	case 1:
-		if b.waiting {
-			b.finished <- struct{}{} // cap 1, sent once per submission
-		}
+	case waiterRef:
+		b.finished <- struct{}{} // cap 1; the waiter receives it before releasing
 	}
 }
 
-// unref drops the waiter's reference, releasing the batch if the tasks
-// are all finished.
-func (b *Batch) unref() {
-	if b.pending.Add(-1) == 0 {
-		ReleaseBatch(b)
+// wait blocks until every task is finished or timer fires, and reports
+// whether they all finished. In both cases the batch is no longer the
+// caller's when wait returns: it is released now, or by the last task.
+func (b *Batch) wait(timer <-chan time.Time) (finished bool, failed int64) {
+	select {
+	case <-b.finished:
+	case <-timer:
+		for {
+			v := b.pending.Load()
+			if v == waiterRef {
+				// The last task has finished and is signalling (or has
+				// signalled): take the signal, so that it cannot reach
+				// a later use of this batch.
+				<-b.finished
+				break
+			}
+			if b.pending.CompareAndSwap(v, v-waiterRef) {
+				return false, 0 // tasks remain; the last one releases the batch
+			}
+		}
 	}
+	failed = b.failed.Load()
+	ReleaseBatch(b)
+	return true, failed
 }
 
 // Decode copies body into the batch and parses it, replacing any parcels

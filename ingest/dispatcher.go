@@ -168,7 +168,7 @@ func (d *Dispatcher) collectReady(ready []chan Task) []chan Task {
 // and it is released when its last task is done. On error the caller still
 // owns it.
 func (d *Dispatcher) Submit(received time.Time, b *Batch) error {
-	return d.submit(received, b)
+	return d.submit(received, b, false)
 }
 
 // SubmitAndWait queues b like Submit, then waits until every task of b is
@@ -180,9 +180,7 @@ func (d *Dispatcher) Submit(received time.Time, b *Batch) error {
 // caller's.
 func (d *Dispatcher) SubmitAndWait(received time.Time, b *Batch, timeout time.Duration) error {
 	n := len(b.Parcels)
-	b.waiting = true
-	if err := d.submit(received, b); err != nil || n == 0 {
-		b.waiting = false
+	if err := d.submit(received, b, true); err != nil || n == 0 {
 		return err
 	}
 	timer, _ := d.timers.Get().(*time.Timer)
@@ -191,19 +189,16 @@ func (d *Dispatcher) SubmitAndWait(received time.Time, b *Batch, timeout time.Du
 	} else {
 		timer.Reset(timeout)
 	}
-	var err error
-	select {
-	case <-b.finished:
-		if failed := b.failed.Load(); failed > 0 {
-			err = &NotStoredError{Parcels: n, Failed: int(failed)}
-		}
-	case <-timer.C:
-		err = &NotStoredError{Parcels: n, Timeout: timeout}
-	}
+	finished, failed := b.wait(timer.C)
 	timer.Stop() // since Go 1.23 a stopped timer's channel holds nothing stale
 	d.timers.Put(timer)
-	b.unref()
-	return err
+	switch {
+	case !finished:
+		return &NotStoredError{Parcels: n, Timeout: timeout}
+	case failed > 0:
+		return &NotStoredError{Parcels: n, Failed: int(failed)}
+	}
+	return nil
 }
 
 // NotStoredError is SubmitAndWait's answer when the parcels of a request
@@ -221,7 +216,9 @@ func (e *NotStoredError) Error() string {
 	return strconv.Itoa(e.Failed) + " of " + strconv.Itoa(e.Parcels) + " parcels could not be stored"
 }
 
-func (d *Dispatcher) submit(received time.Time, b *Batch) error {
+// submit queues b's tasks; with wait, it registers the caller as a waiter
+// that b.wait must then be called for.
+func (d *Dispatcher) submit(received time.Time, b *Batch, wait bool) error {
 	d.gate.RLock()
 	defer d.gate.RUnlock()
 	if d.closed {
@@ -233,12 +230,13 @@ func (d *Dispatcher) submit(received time.Time, b *Batch) error {
 		return nil
 	}
 	b.owner = d
-	b.pending.Store(int64(n))
-	if b.waiting {
-		b.pending.Add(1) // the waiter's reference
+	if wait {
 		if b.finished == nil {
 			b.finished = make(chan struct{}, 1)
 		}
+		b.pending.Store(int64(n) + waiterRef)
+	} else {
+		b.pending.Store(int64(n))
 	}
 	// Counted for the whole batch before the first send, so that
 	// accepted ≥ completed + failed holds at every instant.
@@ -296,8 +294,12 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 		}
 		// No Store runs any more: the sink finishes what it holds.
 		err := d.deferred.Close(ctx)
-		if unfinished := d.Stats().InFlight(); unfinished > 0 || err != nil {
+		unfinished := d.Stats().InFlight()
+		switch {
+		case err != nil:
 			return fmt.Errorf("ingest: %d accepted parcels not completed: closing the sink: %w", unfinished, err)
+		case unfinished > 0:
+			return fmt.Errorf("ingest: %d accepted parcels not completed: the sink closed without finishing them", unfinished)
 		}
 		return nil
 	case <-ctx.Done():
