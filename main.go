@@ -24,6 +24,7 @@ import (
 	"github.com/fastingest/fastingest/server"
 	"github.com/fastingest/fastingest/sink"
 	"github.com/fastingest/fastingest/sink/filesink"
+	"github.com/fastingest/fastingest/sink/natssink"
 )
 
 func main() {
@@ -124,6 +125,11 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		fs := f.Stats()
 		summary = append(summary, "file_writes", fs.Writes, "file_fsyncs", fs.Fsyncs)
 	}
+	if n, ok := store.(*natssink.Sink); ok {
+		ns := n.Stats()
+		summary = append(summary, "nats_published", ns.Published, "nats_retried", ns.Retried,
+			"nats_acknowledged", ns.Acknowledged, "nats_abandoned", ns.Abandoned)
+	}
 	if drainErr != nil {
 		log.Error("shutdown incomplete: accepted parcels were not completed", summary...)
 		return 1
@@ -151,6 +157,17 @@ func newSink(cfg config, log *slog.Logger) (ingest.Sink, func() error, error) {
 			RetainBytes: cfg.RetainBytes, FsyncInterval: fsync, Durable: cfg.Ack == "persisted",
 			Logger: log,
 		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Healthy, nil
+	case "nats":
+		nc := natssink.DefaultConfig()
+		nc.URL, nc.Subject, nc.Stream, nc.Replicas = cfg.NATSURL, cfg.NATSSubject, cfg.NATSStream, cfg.NATSReplicas
+		nc.Logger = log
+		// New does not wait for NATS: while it is unreachable the sink
+		// reports itself unhealthy and fastingest answers 503.
+		s, err := natssink.New(context.Background(), nc)
 		if err != nil {
 			return nil, nil, err
 		}

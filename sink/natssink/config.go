@@ -1,0 +1,168 @@
+package natssink
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config configures a Sink. Start from DefaultConfig and change what the
+// environment sets: New refuses a Config with an empty or invalid field
+// rather than guessing, so that a typo in NATS_SUBJECT stops the process
+// at startup instead of sending parcels where nobody looks.
+type Config struct {
+	// URL is the NATS server to connect to (NATS_URL), or several,
+	// separated by commas: the client reconnects to any of them.
+	// A URL without a scheme is taken as nats://.
+	URL string
+	// Subject is the subject every parcel is published on (NATS_SUBJECT).
+	// It must be a literal subject, without wildcards.
+	Subject string
+	// Stream is the JetStream stream that captures Subject
+	// (NATS_STREAM). New creates it, capturing only Subject, if it does
+	// not exist; an existing stream is used as it is, provided it
+	// captures Subject.
+	Stream string
+	// Replicas is the number of copies of each message the stream keeps
+	// when New creates it (NATS_REPLICAS): 1 for a single server, 3 for a
+	// cluster that survives losing a node. At most 5, JetStream's limit.
+	Replicas int
+	// MaxPending bounds the parcels the sink holds: published and not yet
+	// acknowledged, or waiting to be published again. Store blocks while
+	// the sink holds this many, which is how a slow or absent JetStream
+	// slows the HTTP clients down instead of filling memory.
+	MaxPending int
+	// AckWait is how long a publish waits for JetStream's acknowledgement
+	// before it is published again (with the same Nats-Msg-Id, so that a
+	// message that was stored but whose acknowledgement was lost is not
+	// stored twice).
+	AckWait time.Duration
+	// Duplicates is the duplicate window of a stream New creates: how long
+	// JetStream remembers a Nats-Msg-Id to drop a retried publish of a
+	// message it already stored. It must exceed the longest time a
+	// parcel can spend being retried after a first publish reached the
+	// server, which is about the longest NATS outage to ride out.
+	Duplicates time.Duration
+	// Logger receives connection changes and errors, each kind at most
+	// once per interval. Nil discards everything.
+	Logger *slog.Logger
+}
+
+// Defaults used by DefaultConfig.
+const (
+	DefaultURL        = "nats://127.0.0.1:4222"
+	DefaultSubject    = "fastingest.parcels"
+	DefaultStream     = "FASTINGEST"
+	DefaultReplicas   = 1
+	DefaultMaxPending = 4096
+	DefaultAckWait    = 5 * time.Second
+	// DefaultDuplicates is JetStream's own default duplicate window.
+	DefaultDuplicates = 2 * time.Minute
+)
+
+// maxReplicas is JetStream's limit on a stream's replicas.
+const maxReplicas = 5
+
+// DefaultConfig returns the configuration used when the environment sets
+// nothing: a single local server, one replica.
+func DefaultConfig() Config {
+	return Config{
+		URL:        DefaultURL,
+		Subject:    DefaultSubject,
+		Stream:     DefaultStream,
+		Replicas:   DefaultReplicas,
+		MaxPending: DefaultMaxPending,
+		AckWait:    DefaultAckWait,
+		Duplicates: DefaultDuplicates,
+	}
+}
+
+// validate checks cfg and returns the server URLs with their passwords
+// masked, for messages.
+func (cfg *Config) validate() (redacted string, err error) {
+	redacted, err = checkURLs(cfg.URL)
+	if err != nil {
+		return "", err
+	}
+	if err := checkSubject(cfg.Subject); err != nil {
+		return "", err
+	}
+	if err := checkStreamName(cfg.Stream); err != nil {
+		return "", err
+	}
+	switch {
+	case cfg.Replicas < 1 || cfg.Replicas > maxReplicas:
+		return "", fmt.Errorf("natssink: Replicas must be between 1 and %d, got %d", maxReplicas, cfg.Replicas)
+	case cfg.MaxPending < 1:
+		return "", fmt.Errorf("natssink: MaxPending must be at least 1, got %d", cfg.MaxPending)
+	case cfg.AckWait <= 0:
+		return "", fmt.Errorf("natssink: AckWait must be positive, got %v", cfg.AckWait)
+	case cfg.Duplicates <= 0:
+		return "", fmt.Errorf("natssink: Duplicates must be positive, got %v", cfg.Duplicates)
+	}
+	return redacted, nil
+}
+
+// checkURLs parses a comma-separated list of server URLs the way the NATS
+// client does, so that New fails on what the client would refuse at every
+// reconnect attempt rather than retrying forever.
+func checkURLs(list string) (string, error) {
+	var redacted []string
+	for raw := range strings.SplitSeq(list, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		s := raw
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s // as the client does
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			return "", fmt.Errorf("natssink: invalid NATS URL: %w", err)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return "", fmt.Errorf("natssink: NATS URL %s: scheme %q is not nats, tls, ws or wss", u.Redacted(), u.Scheme)
+		}
+		if u.Hostname() == "" {
+			return "", fmt.Errorf("natssink: NATS URL %s has no host", u.Redacted())
+		}
+		redacted = append(redacted, u.Redacted())
+	}
+	if len(redacted) == 0 {
+		return "", errors.New("natssink: URL is empty: name at least one NATS server")
+	}
+	return strings.Join(redacted, ","), nil
+}
+
+// checkSubject accepts a literal subject: dot-separated tokens, none empty,
+// no wildcards, no whitespace.
+func checkSubject(subject string) error {
+	if subject == "" {
+		return errors.New("natssink: Subject is empty")
+	}
+	for tok := range strings.SplitSeq(subject, ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
+			return fmt.Errorf("natssink: Subject %q is not a literal NATS subject (empty token, wildcard or whitespace)", subject)
+		}
+	}
+	return nil
+}
+
+// checkStreamName accepts what JetStream accepts as a stream name: no
+// whitespace, dots, wildcards or path separators (the name becomes a
+// subject token and a directory).
+func checkStreamName(name string) error {
+	if name == "" {
+		return errors.New("natssink: Stream is empty")
+	}
+	if strings.ContainsAny(name, " \t\r\n.*>/\\") {
+		return fmt.Errorf("natssink: Stream %q may not contain whitespace, '.', '*', '>', '/' or '\\'", name)
+	}
+	return nil
+}

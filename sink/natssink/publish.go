@@ -1,0 +1,287 @@
+package natssink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/sink"
+)
+
+// entry is a parcel the sink holds: its task and the message that carries
+// it. The message is built once, in Store, and published as it is on every
+// attempt, so a retry carries the same Nats-Msg-Id and the same bytes.
+//
+// An entry is always in exactly one place: in Store, in inflight, held by
+// the collector, in retries, or held by the retrier. Whoever holds it
+// finishes it.
+type entry struct {
+	task   ingest.Task
+	msg    nats.Msg
+	header nats.Header // msg.Header; its Nats-Msg-Id value is id[:]
+	id     [1]string
+	data   []byte // msg.Data: the record, a copy that outlives the parcel
+
+	fut      jetstream.PubAckFuture // of the latest publish
+	attempts int                    // publishes that failed
+	retryAt  time.Time              // not published again before
+	lastErr  error                  // of the latest failed publish
+}
+
+// entryPool recycles entries with their header map and record buffer.
+// Reusing the record buffer is safe because the sink turns off the
+// client's own retries (see publishOpts): once a publish's future has
+// completed, the client no longer reads the message.
+var entryPool = sync.Pool{New: func() any {
+	e := &entry{header: make(nats.Header, 1)}
+	e.header[jetstream.MsgIDHeader] = e.id[:]
+	return e
+}}
+
+// maxPooledRecord is the largest record buffer kept for reuse, so that one
+// huge parcel does not pin its memory in the pool.
+const maxPooledRecord = 64 << 10
+
+func getEntry() *entry { return entryPool.Get().(*entry) }
+
+func putEntry(e *entry) {
+	if cap(e.data) > maxPooledRecord {
+		return
+	}
+	e.reset()
+	entryPool.Put(e)
+}
+
+func (e *entry) reset() {
+	e.task = ingest.Task{}
+	e.msg = nats.Msg{}
+	e.id[0] = ""
+	e.data = e.data[:0]
+	e.fut = nil
+	e.attempts = 0
+	e.retryAt = time.Time{}
+	e.lastErr = nil
+}
+
+// failed records a failed publish and when to try again.
+func (e *entry) failed(err error) {
+	e.attempts++
+	e.lastErr = err
+	e.retryAt = time.Now().Add(backoff(e.attempts))
+}
+
+// publishOpts turns off the client's own retry of a publish that met no
+// responders: it publishes the message again from a timer, possibly after
+// the future completed and the sink reused the entry, which would send
+// another parcel's bytes under this parcel's Nats-Msg-Id. The sink retries
+// itself, with backoff and no limit.
+var publishOpts = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
+
+// Store takes t: it encodes the parcel, publishes it asynchronously and
+// returns nil; t is finished once JetStream has acknowledged the message,
+// or by Close. While NATS is unreachable the parcel is held and published
+// when it is back. Store blocks while the sink holds MaxPending parcels,
+// until ctx ends (it then returns ctx's error, wrapped) or Close begins
+// (ErrClosed); t is not taken then, and not finished.
+//
+// The parcel is copied before Store returns, but the task is kept until it
+// is finished, as ingest.DeferredSink allows.
+func (s *Sink) Store(ctx context.Context, t ingest.Task) error {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("natssink: no room for the parcel, %d are awaiting JetStream: %w", cap(s.slots), ctx.Err())
+		case <-s.closing:
+			return ErrClosed
+		}
+	}
+	s.held.Add(1)
+	e := s.newEntry(t)
+	if s.ready() {
+		err := s.publish(e)
+		if err == nil {
+			s.inflight <- e // never blocks: cap is MaxPending
+			return nil
+		}
+		s.publishFailed(e, err)
+		return nil
+	}
+	s.retries <- e // never blocks: cap is MaxPending
+	return nil
+}
+
+// newEntry builds t's message.
+func (s *Sink) newEntry(t ingest.Task) *entry {
+	e := getEntry()
+	e.task = t
+	e.data = sink.AppendRecord(e.data[:0], t)
+	e.id[0] = msgID(s.prefix, t.Seq)
+	e.msg = nats.Msg{Subject: s.cfg.Subject, Header: e.header, Data: e.data}
+	return e
+}
+
+func (s *Sink) publish(e *entry) error {
+	fut, err := s.js.PublishMsgAsync(&e.msg, publishOpts...)
+	if err != nil {
+		return err
+	}
+	e.fut = fut
+	s.published.Add(1)
+	if e.attempts > 0 {
+		s.retried.Add(1)
+	}
+	return nil
+}
+
+// collect completes published entries in publish order. Waiting in order
+// costs at most AckWait for the entries behind one whose acknowledgement
+// was lost, and needs one goroutine however many are pending.
+func (s *Sink) collect() {
+	defer s.workers.Done()
+	for {
+		select {
+		case e := <-s.inflight:
+			s.await(e)
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// await waits until e's publish completes: acknowledged, failed (the
+// client fails it on a disconnect and after AckWait), or Close gave up.
+func (s *Sink) await(e *entry) {
+	acked, failed := e.fut.Ok(), e.fut.Err()
+	select {
+	case <-acked: // a duplicate's acknowledgement too: the message is stored
+		s.acknowledged.Add(1)
+		s.finish(e, nil)
+	case err := <-failed:
+		s.publishFailed(e, err)
+	case <-s.abort:
+		select {
+		case <-acked:
+			s.acknowledged.Add(1)
+			s.finish(e, nil)
+		default:
+			s.giveUp(e)
+		}
+	}
+}
+
+// publishFailed sends e to be published again, unless Close gave up.
+func (s *Sink) publishFailed(e *entry, err error) {
+	e.failed(err)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		// Nothing captures the subject: the stream was deleted, or the
+		// server restarted without it. The maintainer recreates it.
+		s.streamLost(err)
+	}
+	if ok, suppressed := s.pubErrLog.Allow(); ok {
+		s.log.Warn("publishing a parcel to JetStream failed; publishing it again",
+			"subject", s.cfg.Subject, "err", err, "attempts", e.attempts, "suppressed_since_last", suppressed)
+	}
+	select {
+	case <-s.abort:
+		s.giveUp(e)
+	default:
+		s.retries <- e // never blocks: cap is MaxPending
+	}
+}
+
+// retry publishes again, in turn, the entries that failed or could not be
+// published when they were stored, each once its backoff has passed and
+// NATS is usable.
+func (s *Sink) retry() {
+	defer s.workers.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case e := <-s.retries:
+			s.republish(e, timer)
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+func (s *Sink) republish(e *entry, timer *time.Timer) {
+	for {
+		select {
+		case <-s.abort:
+			s.giveUp(e)
+			return
+		default:
+		}
+		changed := s.changed.wait() // before looking, not to miss a change
+		ready := s.ready()
+		wait := time.Until(e.retryAt)
+		if ready && wait <= 0 {
+			err := s.publish(e)
+			if err == nil {
+				s.inflight <- e // never blocks: cap is MaxPending
+				return
+			}
+			e.failed(err)
+			if ok, suppressed := s.pubErrLog.Allow(); ok {
+				s.log.Warn("publishing a parcel to JetStream failed; publishing it again",
+					"subject", s.cfg.Subject, "err", err, "attempts", e.attempts, "suppressed_since_last", suppressed)
+			}
+			continue
+		}
+		if ready {
+			changed = nil // only the backoff is left to wait for
+		} else if wait <= 0 {
+			wait = maxBackoff // look again even if no change is announced
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-changed:
+		case <-s.abort:
+		}
+		timer.Stop()
+	}
+}
+
+// finish finishes e's task with err and lets a new parcel in. e's publish
+// has completed, so the client is done with its message and e is reused.
+func (s *Sink) finish(e *entry, err error) {
+	t := e.task
+	putEntry(e)
+	s.release(t, err)
+}
+
+// giveUp finishes e's task with ErrNotAcknowledged: Close's ctx ended. e's
+// publish may still be awaiting its acknowledgement in the client, which
+// keeps a pointer to e.msg: e is left to the garbage collector rather than
+// reused.
+func (s *Sink) giveUp(e *entry) {
+	err := ErrNotAcknowledged
+	if e.lastErr != nil {
+		err = fmt.Errorf("%w (last error: %v)", ErrNotAcknowledged, e.lastErr)
+	}
+	s.abandoned.Add(1)
+	s.release(e.task, err)
+}
+
+func (s *Sink) release(t ingest.Task, err error) {
+	t.Finish(err)
+	<-s.slots
+	s.held.Done()
+}
