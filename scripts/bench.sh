@@ -16,13 +16,28 @@
 # fastingest at 1M requests/min, and a SINK=sim run that checks the worker
 # arithmetic behind 1M requests/min.
 #
+# Last, the sinks: fastingest with SINK=null, SINK=file ACK=enqueued,
+# SINK=file ACK=persisted, SINK=nats ACK=enqueued and SINK=nats ACK=persisted,
+# interleaved the same way for --rounds rounds under wrk, against the targets
+# file/enqueued >= 0.7 x null and file/persisted >= 0.4 x null req/s. Each file
+# run writes to a fresh directory in the work directory, each nats run to a
+# fresh JetStream stream on a local nats-server (installed with go install if
+# missing, started once for the section); both are bounded by SINK_RETAIN_MIB
+# and deleted after the run. nats-server's CPU is measured on its own, not
+# counted in fastingest's.
+#
 # With 2 or more CPUs each server runs on one CPU with GOMAXPROCS=1 and the
-# load generators on another, so that figures compare servers, not scheduling.
+# load generators on another, so that figures compare servers, not scheduling;
+# nats-server gets a third CPU if there is one, else shares the load
+# generators' CPU.
 #
 # Usage: bash scripts/bench.sh [--rounds N] [--out FILE] [--smoke]
 # Environment: DURATION (10s), CONNS (64), RATE (16667, requests/s for vegeta),
 # VEGETA_WORKERS (64), SIM_WORKERS (6000), SIM_QUEUE (10000),
-# SIM_LATENCY (5ms-55ms).
+# SIM_LATENCY (5ms-55ms), SINKS (the sink runs, default "null file-enqueued
+# file-persisted nats-enqueued nats-persisted"; "none" skips them),
+# SINK_RETAIN_MIB (512: RETAIN_BYTES of a file run, max_bytes of a nats run's
+# stream).
 set -euo pipefail
 export LC_ALL=C
 
@@ -33,7 +48,10 @@ Usage: bash scripts/bench.sh [--rounds N] [--out FILE] [--smoke]
 Benchmarks fastingest (SINK=null) against the classic "1M requests per minute"
 design and a no-op fasthttp server, with wrk (medians over N interleaved
 rounds), hey (one run per server), vegeta (constant 1M requests/min) and a
-SINK=sim run. Sends traffic to 127.0.0.1 only.
+SINK=sim run; then fastingest's sinks (null, file and nats, each ACK mode)
+with wrk, medians over N interleaved rounds. Starts a local nats-server for
+the nats runs (go install github.com/nats-io/nats-server/v2@v2.15.2 if it is
+missing). Sends traffic to 127.0.0.1 only.
 
   --rounds N   interleaved wrk rounds per server (default 3)
   --out FILE   where to write every round's raw figures
@@ -45,7 +63,11 @@ SINK=sim run. Sends traffic to 127.0.0.1 only.
 Environment: DURATION (default 10s: Ns, Nm or Nh), CONNS (default 64),
 RATE (default 16667 requests/s), VEGETA_WORKERS (default 64),
 SIM_WORKERS (default 6000), SIM_QUEUE (default 10000),
-SIM_LATENCY (default 5ms-55ms).
+SIM_LATENCY (default 5ms-55ms),
+SINKS (default "null file-enqueued file-persisted nats-enqueued
+  nats-persisted": the sink runs, in this order; "none" for none),
+SINK_RETAIN_MIB (default 512: a file run's RETAIN_BYTES and a nats run's
+  stream max_bytes, in MiB, so that a long run cannot fill the disk).
 EOF
 }
 
@@ -82,13 +104,27 @@ VEGETA_WORKERS=${VEGETA_WORKERS:-64}
 SIM_WORKERS=${SIM_WORKERS:-6000}
 SIM_QUEUE=${SIM_QUEUE:-10000}
 SIM_LATENCY=${SIM_LATENCY:-5ms-55ms}
+SINKS=${SINKS:-null file-enqueued file-persisted nats-enqueued nats-persisted}
+SINK_RETAIN_MIB=${SINK_RETAIN_MIB:-512}
 WARMUP=1s
 if ((SMOKE)); then
 	DURATION=1s
 	ROUNDS=1
 fi
-for v in CONNS RATE VEGETA_WORKERS SIM_WORKERS SIM_QUEUE; do
+for v in CONNS RATE VEGETA_WORKERS SIM_WORKERS SIM_QUEUE SINK_RETAIN_MIB; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v wants a positive integer, not '${!v}'"
+done
+((SINK_RETAIN_MIB >= 4)) || die "SINK_RETAIN_MIB must be at least 4 (a file run's segments are a quarter of it)"
+SINK_RUNS=() # the sink runs, from SINKS
+NATS_RUNS=0  # how many of them use nats-server
+for r in $SINKS; do
+	[[ " ${SINK_RUNS[*]} " != *" $r "* ]] || die "SINKS names '$r' twice"
+	case $r in
+	none) ;;
+	null | file-enqueued | file-persisted) SINK_RUNS+=("$r") ;;
+	nats-enqueued | nats-persisted) SINK_RUNS+=("$r"); NATS_RUNS=$((NATS_RUNS + 1)) ;;
+	*) die "SINKS: unknown run '$r' (want null, file-enqueued, file-persisted, nats-enqueued, nats-persisted or none)" ;;
+	esac
 done
 
 # seconds DURATION: the duration (Ns, Nm, Nh or N seconds) in whole seconds.
@@ -151,12 +187,24 @@ command -v wrk >/dev/null || die "wrk is missing: install it (Debian/Ubuntu: sud
 WRK=$(command -v wrk)
 HEY=$(go_tool hey github.com/rakyll/hey@v0.1.5)
 VEGETA=$(go_tool vegeta github.com/tsenart/vegeta/v12@v12.13.0)
+# nats-server only for nats runs. Failing to install it fails those runs
+# (see the sink section), not the whole benchmark.
+NATS_SERVER=""
+NATS_SERVER_ERR=""
+if ((NATS_RUNS > 0)); then
+	if ! NATS_SERVER=$(go_tool nats-server github.com/nats-io/nats-server/v2@v2.15.2); then
+		NATS_SERVER=""
+		NATS_SERVER_ERR="nats-server is missing and could not be installed (go install github.com/nats-io/nats-server/v2@v2.15.2)"
+	fi
+fi
 if ! command -v jq >/dev/null && ! command -v python3 >/dev/null; then
 	apt_install jq || die "jq or python3 is needed to read vegeta's JSON report: install one (e.g. sudo apt-get install jq)"
 fi
-for t in timeout awk sed sort seq getconf; do
+for t in timeout awk sed sort seq getconf paste find df; do
 	command -v "$t" >/dev/null || die "$t is missing"
 done
+# shellcheck source-path=SCRIPTDIR source=lib/nats.sh
+source "$ROOT/scripts/lib/nats.sh"
 
 # json_get FILE KEY: a top-level field of a JSON object (objects as JSON).
 json_get() {
@@ -164,6 +212,22 @@ json_get() {
 		jq -c --arg k "$2" '.[$k]' "$1"
 	else
 		python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]], separators=(",", ":")))' "$1" "$2"
+	fi
+}
+
+# json_at FILE KEY...: a nested field of a JSON object, null if missing
+# (json_at f state bytes is .state.bytes).
+json_at() {
+	local file=$1
+	shift
+	if command -v jq >/dev/null; then
+		jq -c 'getpath($ARGS.positional)' "$file" --args "$@"
+	else
+		python3 -c 'import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2:]:
+    v = v.get(k) if isinstance(v, dict) else None
+print(json.dumps(v, separators=(",", ":")))' "$file" "$@"
 	fi
 }
 
@@ -253,6 +317,18 @@ elif ((NCPU >= 2)); then
 else
 	PINNING="NOT pinned: only $NCPU CPU; servers and load generators share it, so figures understate every server"
 fi
+# nats-server, for the nats sink runs: on a CPU of its own if there is a third,
+# else with the load generators, never with the server measured.
+PIN_NATS=()
+if ((${#CPUS[@]} >= 3)); then
+	PIN_NATS=(taskset -c "${CPUS[2]}")
+	NATS_PINNING="nats-server on CPU ${CPUS[2]}, a CPU of its own"
+elif ((${#CPUS[@]} >= 2)); then
+	PIN_NATS=("${PIN_LOAD[@]}")
+	NATS_PINNING="nats-server on CPU ${CPUS[1]}, shared with the load generator (no third CPU)"
+else
+	NATS_PINNING="nats-server NOT pinned"
+fi
 
 # --- build --------------------------------------------------------------------
 
@@ -274,6 +350,16 @@ note "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 note "$PINNING"
 note "rounds $ROUNDS, duration $DURATION, warm-up $WARMUP, $CONNS connections, payload $PARCELS parcels ($(wc -c <"$PAYLOAD_FILE") bytes)"
 note "wrk $WRK; hey $HEY; vegeta $VEGETA"
+if ((${#SINK_RUNS[@]} > 0)); then
+	note "sink runs: ${SINK_RUNS[*]}; SINK_RETAIN_MIB $SINK_RETAIN_MIB"
+	if ((NATS_RUNS > 0)); then
+		if [[ -n $NATS_SERVER ]]; then
+			note "nats-server $NATS_SERVER ($("$NATS_SERVER" --version 2>&1 | head -n1)); $NATS_PINNING"
+		else
+			note "nats-server: $NATS_SERVER_ERR"
+		fi
+	fi
+fi
 if read -r load1 _ </proc/loadavg && awk -v l="$load1" 'BEGIN {exit !(l > 0.5)}'; then
 	echo "bench: note: the 1-minute load average is $load1: if something else is running, figures will be noisy" >&2
 fi
@@ -282,45 +368,76 @@ fi
 
 SEQ=0
 CLEAR_ENV=()
-for v in ADDR MAX_WORKERS MAX_QUEUE SINK SIM_LATENCY MAX_BODY_BYTES LOG_LEVEL SHUTDOWN_TIMEOUT GOMAXPROCS; do
+for v in ADDR MAX_WORKERS MAX_QUEUE SINK SIM_LATENCY MAX_BODY_BYTES LOG_LEVEL SHUTDOWN_TIMEOUT GOMAXPROCS \
+	ACK ACK_TIMEOUT DATA_DIR SEGMENT_BYTES SEGMENT_AGE RETAIN_BYTES FSYNC_INTERVAL \
+	NATS_URL NATS_SUBJECT NATS_STREAM NATS_REPLICAS; do
 	CLEAR_ENV+=(-u "$v")
 done
-# start_server NAME [VAR=VALUE...]: start $WORK/NAME on 127.0.0.1 with a free
-# port, wait until it answers HTTP; sets SRV_PID, SRV_PORT and SRV_LOG.
-start_server() {
+# launch_server NAME [VAR=VALUE...]: start $WORK/NAME on 127.0.0.1 with a free
+# port, wait until it answers HTTP; sets SRV_PID, SRV_PORT and SRV_LOG. If it
+# does not come up, it is stopped and launch_server returns 1 with the reason
+# in SRV_ERR and the exit status in SRV_RC (empty if it had to be killed).
+launch_server() {
 	local name=$1
 	shift
 	SEQ=$((SEQ + 1))
 	SRV_LOG=$WORK/$name.$SEQ.log
 	SRV_PORT=""
+	SRV_ERR=""
+	SRV_RC=""
+	# The log exists before the server starts: sed may read it first.
+	: >"$SRV_LOG"
 	# env and taskset exec the server, so $! is the server's PID. The
 	# servers' settings come from the arguments only, not from the caller.
 	env "${CLEAR_ENV[@]}" ADDR=127.0.0.1:0 "${SERVER_ENV[@]}" "$@" "${PIN_SERVER[@]}" "$WORK/$name" >"$SRV_LOG" 2>&1 &
 	SRV_PID=$!
 	SERVERS+=("$SRV_PID")
-	local i
-	for i in {1..100}; do
+	for _ in {1..100}; do
 		SRV_PORT=$(sed -nE 's/.*(listen=|listening on )127\.0\.0\.1:([0-9]+).*/\2/p' "$SRV_LOG" | head -n1)
 		[[ -n $SRV_PORT ]] && break
 		kill -0 "$SRV_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	if [[ -z $SRV_PORT ]]; then
-		cat "$SRV_LOG" >&2
-		if ! kill -0 "$SRV_PID" 2>/dev/null; then
-			local rc=0
-			wait "$SRV_PID" || rc=$?
-			die "$name ($*) exited with status $rc before listening"
-		fi
-		die "$name ($*) did not log its address within 10 s"
+	if [[ -n $SRV_PORT ]]; then
+		for _ in {1..50}; do
+			http_ping "$SRV_PORT" && return 0
+			kill -0 "$SRV_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		SRV_ERR="$name (pid $SRV_PID) does not answer HTTP on 127.0.0.1:$SRV_PORT"
+	else
+		SRV_ERR="$name ($*) did not log its address within 10 s"
 	fi
-	for i in {1..50}; do
-		http_ping "$SRV_PORT" && return 0
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	if kill -0 "$SRV_PID" 2>/dev/null; then
+		kill -KILL "$SRV_PID" 2>/dev/null || true
+		wait "$SRV_PID" 2>/dev/null || true
+	else
+		SRV_RC=0
+		wait "$SRV_PID" 2>/dev/null || SRV_RC=$?
+		SRV_ERR="$name ($*) exited with status $SRV_RC before answering HTTP"
+	fi
+	forget_server "$SRV_PID"
+	{
+		echo "-- $name log (did not start: $SRV_ERR)"
+		cat "$SRV_LOG"
+	} >>"$RAW"
+	return 1
+}
+
+# start_server NAME [VAR=VALUE...]: launch_server, or die.
+start_server() {
+	launch_server "$@" && return 0
 	cat "$SRV_LOG" >&2
-	die "$name (pid $SRV_PID) does not answer HTTP on 127.0.0.1:$SRV_PORT"
+	die "$SRV_ERR"
+}
+
+# forget_server PID: take a stopped server off the list cleanup stops.
+forget_server() {
+	local keep=() p
+	for p in "${SERVERS[@]}"; do
+		[[ $p == "$1" ]] || keep+=("$p")
+	done
+	SERVERS=("${keep[@]}")
 }
 
 # http_ping PORT: whether an HTTP server answers GET /healthz on 127.0.0.1:PORT
@@ -337,9 +454,9 @@ http_ping() {
 # stop_server NAME: SIGTERM the server started last, wait for it (40 s at most:
 # fastingest drains its queue), and check that it exited 0.
 stop_server() {
-	local rc=0 i
+	local rc=0
 	kill -TERM "$SRV_PID" 2>/dev/null || true
-	for i in {1..400}; do
+	for _ in {1..400}; do
 		kill -0 "$SRV_PID" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -348,11 +465,7 @@ stop_server() {
 		warn "$1 did not exit within 40 s of SIGTERM; killed"
 	fi
 	wait "$SRV_PID" 2>/dev/null || rc=$?
-	local keep=()
-	for i in "${SERVERS[@]}"; do
-		[[ $i == "$SRV_PID" ]] || keep+=("$i")
-	done
-	SERVERS=("${keep[@]}")
+	forget_server "$SRV_PID"
 	{
 		echo "-- $1 log (exit status $rc)"
 		cat "$SRV_LOG"
@@ -412,10 +525,12 @@ bounded() {
 	return "$rc"
 }
 
-# warm_up PORT NAME: a short wrk run whose figures are discarded.
+# warm_up PORT NAME: a short wrk run whose figures are discarded; returns 1
+# with the reason in W_ERR if wrk fails.
 warm_up() {
-	bounded 60 "$WORK/warmup.txt" "$WRK" -t1 -c"$CONNS" -d"$WARMUP" -s "$LUA" "http://127.0.0.1:$1/" ||
-		die "wrk warm-up against $2 failed: $(tail -n 3 "$WORK/warmup.txt")"
+	bounded 60 "$WORK/warmup.txt" "$WRK" -t1 -c"$CONNS" -d"$WARMUP" -s "$LUA" "http://127.0.0.1:$1/" && return 0
+	W_ERR="wrk warm-up against $2 failed: $(tail -n 3 "$WORK/warmup.txt")"
+	return 1
 }
 
 # parse_wrk FILE: "requests req/s p50_ms p99_ms non2xx socket_errors".
@@ -441,25 +556,54 @@ parse_wrk() {
 
 # run_wrk NAME PORT LABEL: the measured wrk run; sets W_REQ W_RPS W_P50 W_P99
 # W_CPU_US (server CPU µs per request) W_UTIL (server CPU %) W_GEN (wrk CPU %)
-# W_RSS (MiB).
+# W_RSS (MiB), and, when CO_PID names another process (nats-server), that
+# process's CPU over the same interval: W_CO_CPU_US (µs per request) and
+# W_CO_UTIL (%), else "-". Returns 1 with the reason in W_ERR if wrk fails,
+# completes no request or the server exits during the run.
+CO_PID=""
 run_wrk() {
-	local name=$1 port=$2 label=$3 out=$WORK/wrk.txt t0 t1 c0 c1 g0 g1 non2xx sock
+	local name=$1 port=$2 label=$3 out=$WORK/wrk.txt t0 t1 c0 c1 k0="" k1="" g0 g1 non2xx sock
+	W_ERR=""
+	W_CO_CPU_US=-
+	W_CO_UTIL=-
 	children_cpu g0
-	c0=$(cpu_ticks "$SRV_PID")
+	c0=$(cpu_ticks "$SRV_PID") || { W_ERR="$name ($label) is not running"; return 1; }
+	if [[ -n $CO_PID ]]; then
+		k0=$(cpu_ticks "$CO_PID") || k0=""
+	fi
 	t0=$(now_ns)
-	bounded $((DUR_S + 60)) "$out" "$WRK" -t1 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "http://127.0.0.1:$port/" ||
-		die "wrk against $name ($label) failed: $(tail -n 3 "$out")"
+	if ! bounded $((DUR_S + 60)) "$out" "$WRK" -t1 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "http://127.0.0.1:$port/"; then
+		W_ERR="wrk against $name ($label) failed: $(tail -n 3 "$out")"
+		return 1
+	fi
 	t1=$(now_ns)
-	c1=$(cpu_ticks "$SRV_PID")
+	# The server must still be running: its CPU and peak RSS are read from
+	# /proc, which forgets a process once bash has reaped it.
+	if ! c1=$(cpu_ticks "$SRV_PID") || ! W_RSS=$(peak_rss_mib "$SRV_PID") || [[ -z $W_RSS ]]; then
+		W_ERR="$name ($label) exited during the wrk run"
+		return 1
+	fi
+	if [[ -n $k0 ]]; then
+		k1=$(cpu_ticks "$CO_PID") || k1=""
+	fi
 	children_cpu g1
 	W_GEN=$(cpu_pct "$(awk -v a="$g0" -v b="$g1" 'BEGIN {print b - a}')" $((t1 - t0)))
-	W_RSS=$(peak_rss_mib "$SRV_PID")
 	read -r W_REQ W_RPS W_P50 W_P99 non2xx sock < <(parse_wrk "$out")
-	((W_REQ > 0)) || die "wrk against $name ($label) completed no request: $(cat "$out")"
+	if ((W_REQ == 0)); then
+		W_ERR="wrk against $name ($label) completed no request: $(cat "$out")"
+		return 1
+	fi
 	((non2xx == 0)) || warn "$name ($label): $non2xx responses were not 2xx"
 	((sock == 0)) || echo "bench: note: $name ($label): $sock socket errors (see raw output)" >&2
-	read -r W_CPU_US W_UTIL < <(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$W_REQ" -v ns=$((t1 - t0)) \
-		'BEGIN {printf "%.2f %.0f\n", d * 1e6 / hz / n, 100 * (d / hz) / (ns / 1e9)}')
+	read -r W_CPU_US W_UTIL < <(cpu_per_request $((c1 - c0)) "$W_REQ" $((t1 - t0)))
+	if [[ -n $k1 ]]; then
+		read -r W_CO_CPU_US W_CO_UTIL < <(cpu_per_request $((k1 - k0)) "$W_REQ" $((t1 - t0)))
+	fi
+}
+
+# cpu_per_request TICKS REQUESTS NANOSECONDS: "µs_per_request percent_of_one_core".
+cpu_per_request() {
+	awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" -v ns="$3" 'BEGIN {printf "%.2f %.0f\n", d * 1e6 / hz / n, 100 * (d / hz) / (ns / 1e9)}'
 }
 
 SERVER_NAMES=(fastingest classic noop)
@@ -484,8 +628,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	for name in "${SERVER_NAMES[@]}"; do
 		read -r -a extra <<<"$(server_args "$name")"
 		start_server "$name" "${extra[@]}"
-		warm_up "$SRV_PORT" "$name"
-		run_wrk "$name" "$SRV_PORT" "round $round"
+		warm_up "$SRV_PORT" "$name" || die "$W_ERR"
+		run_wrk "$name" "$SRV_PORT" "round $round" || die "$W_ERR"
 		stop_server "$name"
 		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$W_RPS" "$W_P50" "$W_P99" "$W_RSS" \
 			"$W_CPU_US" "$W_UTIL" "$W_GEN" "$W_REQ" >>"$ROWS"
@@ -499,10 +643,16 @@ done
 	cat "$ROWS"
 } >>"$OUT"
 
+# median_in FILE KEY COLUMN: the median of a column of a table (tab-separated,
+# a header line) over the lines whose first field is KEY; nothing if none.
+median_in() {
+	awk -F'\t' -v s="$2" -v c="$3" 'NR > 1 && $1 == s {print $c}' "$1" | sort -g |
+		awk '{a[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+
 # median SERVER COLUMN: the median of a column of $ROWS for one server.
 median() {
-	awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $1 == s {print $c}' "$ROWS" | sort -g |
-		awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+	median_in "$ROWS" "$@"
 }
 
 # --- hey ----------------------------------------------------------------------
@@ -514,7 +664,7 @@ printf 'server\treq/s\tp99_ms\n' >"$HEY_ROWS"
 for name in "${SERVER_NAMES[@]}"; do
 	read -r -a extra <<<"$(server_args "$name")"
 	start_server "$name" "${extra[@]}"
-	warm_up "$SRV_PORT" "$name"
+	warm_up "$SRV_PORT" "$name" || die "$W_ERR"
 	out=$WORK/hey.txt
 	bounded $((DUR_S + 60)) "$out" "$HEY" -z "$DURATION" -c 64 -m POST -T application/json -D "$PAYLOAD_FILE" \
 		"http://127.0.0.1:$SRV_PORT/" || die "hey against $name failed: $(tail -n 3 "$out")"
@@ -548,7 +698,7 @@ echo
 echo "== vegeta: fastingest (SINK=null) at a constant $RATE req/s for $DURATION, $VEGETA_WORKERS workers"
 read -r -a extra <<<"$(server_args fastingest)"
 start_server fastingest "${extra[@]}"
-warm_up "$SRV_PORT" fastingest
+warm_up "$SRV_PORT" fastingest || die "$W_ERR"
 printf 'POST http://127.0.0.1:%s/\nContent-Type: application/json\n@%s\n' "$SRV_PORT" "$PAYLOAD_FILE" >"$WORK/targets.txt"
 children_cpu g0
 c0=$(cpu_ticks "$SRV_PID")
@@ -605,8 +755,8 @@ echo "$VEGETA_VERDICT"
 echo
 echo "== SINK=sim: fastingest with MAX_WORKERS=$SIM_WORKERS MAX_QUEUE=$SIM_QUEUE SIM_LATENCY=$SIM_LATENCY, wrk $DURATION"
 start_server fastingest SINK=sim MAX_WORKERS="$SIM_WORKERS" MAX_QUEUE="$SIM_QUEUE" SIM_LATENCY="$SIM_LATENCY" LOG_LEVEL=info
-warm_up "$SRV_PORT" "fastingest (sim)"
-run_wrk fastingest "$SRV_PORT" "SINK=sim"
+warm_up "$SRV_PORT" "fastingest (sim)" || die "$W_ERR"
+run_wrk fastingest "$SRV_PORT" "SINK=sim" || die "$W_ERR"
 stop_server "fastingest (sim)"
 SIM_RPS=$W_RPS
 # mean_latency_s RANGE: the mean of SIM_LATENCY (min-max or one duration of
@@ -655,6 +805,347 @@ echo "$SIM_SUMMARY"
 	echo "$SIM_SUMMARY"
 } >>"$OUT"
 
+# --- sinks ----------------------------------------------------------------------
+
+SINK_ROWS=$WORK/sinks.tsv
+SINK_FAILED=$WORK/sink-failures.tsv
+printf 'run\tround\treq/s\tp50_ms\tp99_ms\tpeak_rss_mib\tcpu_us_per_req\tserver_cpu_pct\twrk_cpu_pct\trequests\tnats_cpu_us_per_req\tnats_cpu_pct\tstored_mib\tparcels_stored\n' >"$SINK_ROWS"
+printf 'run\tround\treason\n' >"$SINK_FAILED"
+declare -A SINK_SKIP=() # run -> why later rounds do not try it again
+NATS_PID=""
+NATS_PORT=""
+NATS_ERR=""
+JS_API=\$JS.API # JetStream's API subjects: $JS.API.STREAM.CREATE.<stream>, ...
+
+# sink_label RUN: a run as the tables show it: null, file/enqueued, ...
+sink_label() {
+	echo "${1/-//}"
+}
+
+# start_nats: start nats-server with JetStream on 127.0.0.1 (a free port, its
+# store in $WORK), pinned by PIN_NATS, and wait until its JetStream API
+# answers; sets NATS_PID and NATS_PORT, or returns 1 with the reason in
+# NATS_ERR.
+start_nats() {
+	NATS_LOG=$WORK/nats-server.log
+	mkdir -p "$WORK/nats"
+	: >"$NATS_LOG"
+	env -u GOMAXPROCS "${PIN_NATS[@]}" "$NATS_SERVER" -a 127.0.0.1 -p -1 -js -sd "$WORK/nats" >"$NATS_LOG" 2>&1 &
+	NATS_PID=$!
+	SERVERS+=("$NATS_PID")
+	NATS_PORT=""
+	for _ in {1..100}; do
+		NATS_PORT=$(sed -nE 's/.*Listening for client connections on 127\.0\.0\.1:([0-9]+).*/\1/p' "$NATS_LOG" | head -n1)
+		[[ -n $NATS_PORT ]] && break
+		kill -0 "$NATS_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [[ -n $NATS_PORT ]]; then
+		for _ in {1..50}; do
+			nats_api INFO '' "$WORK/js-info.json" && return 0
+			kill -0 "$NATS_PID" 2>/dev/null || break
+			sleep 0.2
+		done
+		NATS_ERR="nats-server's JetStream API does not answer on 127.0.0.1:$NATS_PORT ($NATS_ERR)"
+	else
+		NATS_ERR="nats-server did not log its client port within 10 s"
+	fi
+	kill -0 "$NATS_PID" 2>/dev/null || NATS_ERR="nats-server exited at startup"
+	NATS_ERR+=": $(grep -E '\[(ERR|FTL)\]' "$NATS_LOG" | tail -n 2 | paste -sd ' ' -)"
+	stop_nats
+	NATS_PORT=""
+	return 1
+}
+
+# stop_nats: stop nats-server (SIGTERM, 10 s, then SIGKILL), keep its log.
+stop_nats() {
+	local rc=0
+	[[ -n $NATS_PID ]] || return 0
+	kill -TERM "$NATS_PID" 2>/dev/null || true
+	for _ in {1..100}; do
+		kill -0 "$NATS_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$NATS_PID" 2>/dev/null || true
+	wait "$NATS_PID" 2>/dev/null || rc=$?
+	forget_server "$NATS_PID"
+	NATS_PID=""
+	{
+		echo "-- nats-server log (exit status $rc)"
+		cat "$NATS_LOG"
+	} >>"$RAW"
+}
+
+# nats_api REQUEST PAYLOAD FILE: a JetStream API request ($JS.API.REQUEST) to
+# the nats-server started for the sinks, its answer in FILE; returns 1 with
+# the reason in NATS_ERR if there is no answer or the answer is an error.
+nats_api() {
+	local err
+	if ! nats_request "$NATS_PORT" "$JS_API.$1" "$2" 10 >"$3"; then
+		NATS_ERR="no answer to $JS_API.$1"
+		return 1
+	fi
+	echo "-- $JS_API.$1 $2: $(cat "$3")" >>"$RAW"
+	err=$(json_at "$3" error) || err="unreadable answer"
+	if [[ $err != null ]]; then
+		NATS_ERR="$JS_API.$1: $err"
+		return 1
+	fi
+}
+
+# sink_run RUN ROUND: start fastingest for one sink run, warm it up, measure
+# it with wrk, stop it; appends a line to $SINK_ROWS and prints one, or
+# returns 1 with the reason in SINK_ERR. A file run writes to a directory of
+# its own and a nats run to a stream of its own, both bounded by
+# SINK_RETAIN_MIB and deleted afterwards.
+sink_run() {
+	local run=$1 round=$2 label dir="" stream="" co="" ok=1 stored=- parcels=- detail="" b d f m n s completed
+	local args=(MAX_WORKERS=1000 MAX_QUEUE=10000 LOG_LEVEL=info)
+	label=$(sink_label "$run")
+	SINK_ERR=""
+	case $run in
+	null) args+=(SINK=null) ;;
+	file-*)
+		dir=$WORK/data-$run-$round
+		args+=(SINK=file "ACK=${run#file-}" "DATA_DIR=$dir" "RETAIN_BYTES=${SINK_RETAIN_MIB}MiB"
+			"SEGMENT_BYTES=$((SINK_RETAIN_MIB / 4))MiB")
+		;;
+	nats-*)
+		if [[ -z $NATS_PORT ]]; then
+			SINK_ERR="nats-server is not running: $NATS_ERR"
+			SINK_SKIP[$run]="nats-server is not running"
+			return 1
+		fi
+		# A fresh stream per run, created here rather than by fastingest so
+		# that it is bounded (max_bytes, discarding the oldest messages);
+		# otherwise as fastingest creates it: file storage, 1 replica, the
+		# 2-minute duplicate window.
+		stream=BENCH_${run/-/_}_$round
+		if ! nats_api "STREAM.CREATE.$stream" \
+			"{\"name\":\"$stream\",\"subjects\":[\"bench.$stream\"],\"storage\":\"file\",\"num_replicas\":1,\"max_bytes\":$((SINK_RETAIN_MIB << 20)),\"discard\":\"old\",\"duplicate_window\":120000000000}" \
+			"$WORK/stream.json"; then
+			SINK_ERR="cannot create the JetStream stream $stream: $NATS_ERR"
+			return 1
+		fi
+		args+=(SINK=nats "ACK=${run#nats-}" "NATS_URL=nats://127.0.0.1:$NATS_PORT" "NATS_SUBJECT=bench.$stream"
+			"NATS_STREAM=$stream")
+		co=$NATS_PID
+		;;
+	esac
+
+	if ! launch_server fastingest "${args[@]}"; then
+		if [[ $run == nats-* ]] && grep -qiE 'unknown sink|invalid SINK' "$SRV_LOG"; then
+			SINK_ERR="SINK=nats is not supported by this fastingest build yet: it exited with status ${SRV_RC:-?}"
+			SINK_ERR+=": $(grep -oiE -m1 '(unknown sink|invalid SINK).*' "$SRV_LOG" | sed 's/\\"/"/g; s/"$//')"
+			SINK_SKIP[$run]="SINK=nats is not supported by this fastingest build"
+		else
+			SINK_ERR="$SRV_ERR: $(tail -n 2 "$SRV_LOG" | paste -sd ' ' -)"
+		fi
+		ok=0
+	elif ! warm_up "$SRV_PORT" "fastingest ($label)"; then
+		SINK_ERR=$W_ERR
+		stop_server "fastingest ($label)"
+		ok=0
+	else
+		CO_PID=$co
+		run_wrk fastingest "$SRV_PORT" "$label, round $round" || { SINK_ERR=$W_ERR; ok=0; }
+		CO_PID=""
+		stop_server "fastingest ($label)"
+	fi
+
+	completed=$(sed -nE 's/.*shutdown complete.* completed=([0-9]+).*/\1/p' "$SRV_LOG" | tail -n1)
+	if ((ok)) && [[ -n $dir ]]; then
+		# Written = the segments left + those RETAIN_BYTES deleted.
+		b=$(find "$dir" -name '*.ndjson' -printf '%s\n' 2>/dev/null | awk '{t += $1} END {print t + 0}')
+		d=$(sed -nE 's/.*deleted the oldest segment.* bytes=([0-9]+).*/\1/p' "$SRV_LOG" | awk '{t += $1} END {print t + 0}')
+		stored=$(awk -v b="$b" -v d="$d" 'BEGIN {printf "%.1f", (b + d) / 1048576}')
+		parcels=${completed:--}
+		detail="  wrote $stored MiB"
+		((d == 0)) || detail+=" ($(awk -v d="$d" 'BEGIN {printf "%.0f", d / 1048576}') MiB deleted by RETAIN_BYTES)"
+		f=$(sed -nE 's/.*shutdown complete.* file_fsyncs=([0-9]+).*/\1/p' "$SRV_LOG" | tail -n1)
+		if [[ -n $f && -n $completed ]] && ((f > 0)); then
+			detail+=", $f fsyncs ($((completed / f)) parcels each)"
+		fi
+	elif ((ok)) && [[ -n $stream ]]; then
+		if nats_api "STREAM.INFO.$stream" '' "$WORK/stream.json"; then
+			m=$(json_at "$WORK/stream.json" state messages)
+			n=$(json_at "$WORK/stream.json" state last_seq)
+			s=$(json_at "$WORK/stream.json" state bytes)
+			# max_bytes may have discarded the oldest messages: scale up.
+			stored=$(awk -v m="$m" -v n="$n" -v s="$s" 'BEGIN {printf "%.1f", (m > 0 ? s / m * n / 1048576 : 0)}')
+			parcels=$n
+			((n > 0)) || warn "fastingest ($label, round $round): JetStream stored no message"
+			if [[ -n $completed ]] && ((n < completed)); then
+				warn "fastingest ($label, round $round): completed $completed parcels but the stream holds $n"
+			fi
+		else
+			warn "fastingest ($label, round $round): cannot read the stream's state: $NATS_ERR"
+		fi
+		detail="  nats-server $W_CO_CPU_US CPU us/req (CPU $W_CO_UTIL%)  stored $stored MiB"
+	fi
+	[[ -z $dir ]] || rm -rf "$dir"
+	if [[ -n $stream ]] && ! nats_api "STREAM.DELETE.$stream" '' "$WORK/stream.json"; then
+		warn "cannot delete the JetStream stream $stream: $NATS_ERR"
+	fi
+	((ok)) || return 1
+
+	printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$round" "$W_RPS" "$W_P50" "$W_P99" "$W_RSS" \
+		"$W_CPU_US" "$W_UTIL" "$W_GEN" "$W_REQ" "$W_CO_CPU_US" "$W_CO_UTIL" "$stored" "$parcels" >>"$SINK_ROWS"
+	printf '  round %d %-14s %8.0f req/s  p50 %6.3f ms  p99 %7.3f ms  %5.1f MiB  %6.2f CPU us/req  server CPU %s%%  wrk CPU %s%%%s\n' \
+		"$round" "$label" "$W_RPS" "$W_P50" "$W_P99" "$W_RSS" "$W_CPU_US" "$W_UTIL" "$W_GEN" "$detail"
+}
+
+if ((${#SINK_RUNS[@]} > 0)); then
+	echo
+	echo "== sinks: $ROUNDS interleaved round(s) of $DURATION per run, -t1 -c$CONNS: ${SINK_RUNS[*]}"
+	if ((NATS_RUNS > 0)); then
+		if [[ -z $NATS_SERVER ]]; then
+			NATS_ERR=$NATS_SERVER_ERR
+		elif start_nats; then
+			echo "  nats-server (pid $NATS_PID) on 127.0.0.1:$NATS_PORT with JetStream; $NATS_PINNING"
+		else
+			echo "  nats-server did not start: $NATS_ERR"
+		fi
+	fi
+	if [[ " ${SINK_RUNS[*]} " == *" file-"* ]]; then
+		free_mib=$(df -Pk "$WORK" | awk 'NR == 2 {printf "%d", $4 / 1024}')
+		if ((free_mib < 2 * SINK_RETAIN_MIB)); then
+			echo "bench: note: $free_mib MiB free in $WORK, under 2 x SINK_RETAIN_MIB ($SINK_RETAIN_MIB): file runs may fill the disk" >&2
+		fi
+	fi
+	for ((round = 1; round <= ROUNDS; round++)); do
+		for run in "${SINK_RUNS[@]}"; do
+			if [[ -n ${SINK_SKIP[$run]:-} ]]; then
+				printf '%s\t%d\t%s\n' "$run" "$round" "not run: ${SINK_SKIP[$run]}" >>"$SINK_FAILED"
+				continue
+			fi
+			if ! sink_run "$run" "$round"; then
+				printf '  round %d %-14s FAILED: %s\n' "$round" "$(sink_label "$run")" "$SINK_ERR"
+				printf '%s\t%d\t%s\n' "$run" "$round" "$SINK_ERR" >>"$SINK_FAILED"
+				warn "sink run $(sink_label "$run"), round $round failed: $SINK_ERR"
+				if [[ -n ${SINK_SKIP[$run]:-} ]] && ((round < ROUNDS)); then
+					echo "  (not run again in later rounds: ${SINK_SKIP[$run]})"
+				fi
+			fi
+		done
+	done
+	if [[ -n $NATS_PID ]]; then
+		NATS_RSS=$(peak_rss_mib "$NATS_PID" 2>/dev/null || echo "?")
+		stop_nats
+	fi
+	{
+		echo
+		echo "== sinks, every round (-t1 -c$CONNS -d$DURATION --latency; stored MiB and parcels include the warm-up)"
+		cat "$SINK_ROWS"
+		if (($(wc -l <"$SINK_FAILED") > 1)); then
+			echo "failed sink runs:"
+			cat "$SINK_FAILED"
+		fi
+	} >>"$OUT"
+fi
+
+# sink_ratio RUN [ROUND]: RUN's median req/s (or ROUND's) over null's; empty
+# without both figures.
+sink_ratio() {
+	local a b
+	if (($# > 1)); then
+		a=$(awk -F'\t' -v r="$1" -v n="$2" '$1 == r && $2 == n {print $3}' "$SINK_ROWS")
+		b=$(awk -F'\t' -v n="$2" '$1 == "null" && $2 == n {print $3}' "$SINK_ROWS")
+	else
+		a=$(median_in "$SINK_ROWS" "$1" 3)
+		b=$(median_in "$SINK_ROWS" null 3)
+	fi
+	[[ -n $a && -n $b ]] || return 0
+	awk -v a="$a" -v b="$b" 'BEGIN {if (b > 0) printf "%.2f\n", a / b}'
+}
+
+# sink_target RUN TARGET: the target check line of a run.
+sink_target() {
+	local run=$1 target=$2 label ratio rounds="" r x verdict
+	label=$(sink_label "$run")
+	if [[ " ${SINK_RUNS[*]} " != *" $run "* || " ${SINK_RUNS[*]} " != *" null "* ]]; then
+		echo "$label: not measured (SINKS must include null and $run) (target ≥ $target)"
+		return
+	fi
+	ratio=$(sink_ratio "$run")
+	if [[ -z $ratio ]]; then
+		echo "$label: no figure, the runs failed (target ≥ $target)"
+		return
+	fi
+	if awk -v r="$ratio" -v t="$target" 'BEGIN {exit !(r >= t)}'; then verdict=met; else verdict="NOT met"; fi
+	if ((ROUNDS > 1)); then
+		for ((r = 1; r <= ROUNDS; r++)); do
+			x=$(sink_ratio "$run" "$r")
+			rounds+="${rounds:+, }${x:--}"
+		done
+		rounds="; per round $rounds"
+	fi
+	echo "$label: $ratio × null (target ≥ $target: $verdict$rounds)"
+}
+
+# num FORMAT VALUE: VALUE in printf FORMAT if it is a number, else as it is.
+num() {
+	if [[ $2 =~ ^-?[0-9]+(\.[0-9]*)?$ ]]; then
+		# shellcheck disable=SC2059 # the format is the caller's
+		printf "$1" "$2"
+	else
+		printf '%s' "${2:--}"
+	fi
+}
+
+# sink_table: the sink runs' table, the target checks and the nats figures.
+sink_table() {
+	local run label n rps reason cpu co stored
+	echo "Sinks (wrk, medians of $ROUNDS rounds): -t1 -c$CONNS -d$DURATION; $PINNING"
+	printf '%-15s %8s %10s %7s %8s %8s %10s %7s %10s %10s\n' run "req/s" "parcels/s" "p50 ms" "p99 ms" "RSS MiB" \
+		"CPU us/req" "x null" "nats us/req" "stored MiB"
+	for run in "${SINK_RUNS[@]}"; do
+		label=$(sink_label "$run")
+		n=$(awk -F'\t' -v r="$run" 'NR > 1 && $1 == r' "$SINK_ROWS" | wc -l)
+		reason=$(awk -F'\t' -v r="$run" 'NR > 1 && $1 == r {print $3; exit}' "$SINK_FAILED")
+		if ((n == 0)); then
+			printf '%-15s FAILED: %s\n' "$label" "${reason:-no run}"
+			continue
+		fi
+		rps=$(median_in "$SINK_ROWS" "$run" 3)
+		co=-
+		[[ $run != nats-* ]] || co=$(num "%.2f" "$(median_in "$SINK_ROWS" "$run" 11)")
+		stored=-
+		[[ $run == null ]] || stored=$(num "%.1f" "$(median_in "$SINK_ROWS" "$run" 13)")
+		printf '%-15s %8.0f %10.0f %7.3f %8.3f %8.1f %10.2f %7s %10s %10s' "$label" "$rps" \
+			"$(awk -v r="$rps" -v p="$PARCELS" 'BEGIN {print r * p}')" "$(median_in "$SINK_ROWS" "$run" 4)" \
+			"$(median_in "$SINK_ROWS" "$run" 5)" "$(median_in "$SINK_ROWS" "$run" 6)" "$(median_in "$SINK_ROWS" "$run" 7)" \
+			"$(sink_ratio "$run")" "$co" "$stored"
+		if ((n < ROUNDS)); then
+			printf '  (%d of %d rounds; failed: %s)' "$n" "$ROUNDS" "$reason"
+		fi
+		printf '\n'
+	done
+	echo "(CPU us/req = fastingest's own user+system CPU during the run / requests; nats us/req = nats-server's,"
+	echo " measured apart over the same interval; x null = req/s over SINK=null's in this section; stored MiB ="
+	echo " file: segment bytes written, nats: the stream's bytes, warm-up included)"
+	if ((NATS_RUNS > 0)); then
+		echo "($NATS_PINNING;"
+		echo " with its defaults, JetStream fsyncs its store every 2 minutes (sync_interval), not per message:"
+		echo " nats/persisted means acknowledged by JetStream, file/persisted means fsynced)"
+	fi
+	sink_target file-enqueued 0.7
+	sink_target file-persisted 0.4
+	((CONNS == 64)) || echo "(the targets are stated for 64 connections; these runs used $CONNS)"
+	for run in nats-enqueued nats-persisted; do
+		[[ " ${SINK_RUNS[*]} " == *" $run "* ]] || continue
+		(($(awk -F'\t' -v r="$run" 'NR > 1 && $1 == r' "$SINK_ROWS" | wc -l) > 0)) || continue
+		cpu=$(median_in "$SINK_ROWS" "$run" 7)
+		co=$(median_in "$SINK_ROWS" "$run" 11)
+		awk -v l="$(sink_label "$run")" -v c="$cpu" -v o="$co" -v u="$(median_in "$SINK_ROWS" "$run" 12)" 'BEGIN {
+			printf "%s: CPU per request fastingest %.2f us + nats-server %.2f us = %.2f us; nats-server used %.0f%% of a CPU\n", l, c, o, c + o, u
+		}'
+	done
+	if [[ -n ${NATS_RSS:-} ]]; then
+		echo "nats-server peak RSS over the section: $NATS_RSS MiB"
+	fi
+}
+
 # --- summary ------------------------------------------------------------------
 
 {
@@ -692,6 +1183,10 @@ echo "$SIM_SUMMARY"
 	echo
 	echo "SINK=sim, MAX_WORKERS=$SIM_WORKERS MAX_QUEUE=$SIM_QUEUE SIM_LATENCY=$SIM_LATENCY:"
 	echo "$SIM_SUMMARY"
+	if ((${#SINK_RUNS[@]} > 0)); then
+		echo
+		sink_table
+	fi
 } >"$WORK/summary.txt"
 echo
 cat "$WORK/summary.txt"
