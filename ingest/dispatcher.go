@@ -54,15 +54,18 @@ type Dispatcher struct {
 	storeCtx    context.Context // cancelled when a shutdown deadline passes
 	cancelStore context.CancelFunc
 
-	startOnce sync.Once
-	closeOnce sync.Once
-	workersWG sync.WaitGroup
-	done      chan struct{} // closed when the dispatcher and all workers have exited
+	startOnce    sync.Once
+	closeOnce    sync.Once
+	sinkClose    sync.Once // closes the deferred sink
+	sinkCloseErr error     // set by sinkClose
+	workersWG    sync.WaitGroup
+	done         chan struct{} // closed when the dispatcher and all workers have exited
 
 	accepted   atomic.Uint64
 	completed  atomic.Uint64
 	failed     atomic.Uint64
 	dispatched atomic.Uint64 // tasks handed to a worker; minus completed and failed, the busy workers
+	returned   atomic.Uint64 // with a deferred sink, Stores that returned: dispatched minus it is the busy workers
 	sinkErrors *ratelog.Limiter
 }
 
@@ -293,8 +296,11 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 			return nil
 		}
 		// No Store runs any more: the sink finishes what it holds.
-		err := d.deferred.Close(ctx)
-		unfinished := d.Stats().InFlight()
+		before := d.Stats()
+		err := d.closeSink(ctx)
+		after := d.Stats()
+		// Not completed: still in flight, or failed while closing.
+		unfinished := after.InFlight() + after.Failed - before.Failed
 		switch {
 		case err != nil:
 			return fmt.Errorf("ingest: %d accepted parcels not completed: closing the sink: %w", unfinished, err)
@@ -311,10 +317,17 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 			// the sink fails whatever it still holds, and every
 			// accepted parcel is counted as completed or failed.
 			<-d.done
-			_ = d.deferred.Close(ctx)
+			_ = d.closeSink(ctx)
 		}
 		return fmt.Errorf("ingest: %d accepted parcels not completed: %w", unfinished, ctx.Err())
 	}
+}
+
+// closeSink closes the deferred sink once, however many Shutdowns run;
+// every caller gets the first Close's error.
+func (d *Dispatcher) closeSink(ctx context.Context) error {
+	d.sinkClose.Do(func() { d.sinkCloseErr = d.deferred.Close(ctx) })
+	return d.sinkCloseErr
 }
 
 // Stats is a snapshot of a Dispatcher's counters.
@@ -326,6 +339,19 @@ type Stats struct {
 	QueueCap    int    // MaxQueue
 	BusyWorkers int    // workers given a task they have not finished
 	Workers     int    // MaxWorkers
+}
+
+// busyWorkers counts the workers given a task that are still on it: until
+// the task is finished, or, with a deferred sink, until its Store returned
+// (the sink then holds the task, not the worker).
+func (d *Dispatcher) busyWorkers(completed, failed uint64) int {
+	// Whatever is subtracted is read before dispatched, so a task handed
+	// over in between is counted busy, never a finished one.
+	if d.deferred != nil {
+		returned := d.returned.Load()
+		return int(d.dispatched.Load() - returned)
+	}
+	return int(d.dispatched.Load() - completed - failed)
 }
 
 // InFlight is the number of accepted parcels not yet completed or failed.
@@ -345,7 +371,7 @@ func (d *Dispatcher) Stats() Stats {
 		// A task is busy from its hand-off until it completes or fails;
 		// dispatched is read last, so this never undercounts by a
 		// finished task, and briefly includes one being handed over.
-		BusyWorkers: int(d.dispatched.Load() - completed - failed),
+		BusyWorkers: d.busyWorkers(completed, failed),
 		Workers:     len(d.workers),
 	}
 }

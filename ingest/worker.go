@@ -66,8 +66,12 @@ func (w *Worker) process(t Task) {
 		d.log.Debug("Worker " + strconv.Itoa(w.id) + ": Received Task with Parcel " + t.Parcel.ID)
 	}
 	err := w.store(t)
-	if err == nil && d.deferred != nil {
-		return // the sink took the task and finishes it
+	if d.deferred != nil {
+		if err == nil {
+			d.returned.Add(1)
+			return // the sink took the task and finishes it
+		}
+		defer d.returned.Add(1) // after finishTask: never counted idle before it is done
 	}
 	d.finishTask(t, err)
 }

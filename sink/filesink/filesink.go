@@ -108,12 +108,13 @@ type Sink struct {
 	closed bool
 	enc    sink.RecordEncoder
 
-	wake  chan struct{} // cap 1: the active group became non-empty
-	full  chan struct{} // cap 1: the active group reached flushBytes
-	stop  chan struct{} // closed by Close
-	abort chan struct{} // closed when Close's context ends
-	done  chan struct{} // closed when the writer has exited
-	once  sync.Once
+	wake    chan struct{} // cap 1: the active group became non-empty
+	full    chan struct{} // cap 1: the active group reached flushBytes
+	stop    chan struct{} // closed by Close
+	abort   chan struct{} // closed when Close's context ends
+	done    chan struct{} // closed when the writer has exited
+	once    sync.Once
+	aborted sync.Once // guards close(abort)
 
 	health atomic.Pointer[error] // nil when writes succeed
 
@@ -298,11 +299,7 @@ func (s *Sink) Close(ctx context.Context) error {
 }
 
 func (s *Sink) abortOnce() {
-	select {
-	case <-s.abort:
-	default:
-		close(s.abort)
-	}
+	s.aborted.Do(func() { close(s.abort) })
 }
 
 // run is the writer goroutine.
