@@ -722,7 +722,7 @@ func TestSubmitAndWaitAfterShutdown(t *testing.T) {
 // nil.
 func TestShutdownClosesDeferredSinkOnce(t *testing.T) {
 	sink := &heldSink{capacity: 8} // Stores wait for room: some run until the end
-	d := newDispatcher(t, 16, 4, sink)
+	d := newDispatcher(t, 64, 4, sink)
 	submitted := make(chan error, 1)
 	go func() { submitted <- d.Submit(time.Now(), NewBatch(makeParcels("p", 50))) }()
 	waitFor(t, "the sink full", func() bool { return sink.heldCount() == 8 })

@@ -10,11 +10,35 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/fastingest/fastingest/internal/ratelog"
 )
 
 // ErrClosed is returned by Submit once Shutdown has begun.
 var ErrClosed = errors.New("ingest: shutting down, not accepting parcels")
+
+// QueueFullError is returned by Submit when the queue had no room for the
+// whole request within EnqueueTimeout. Nothing of the request was queued.
+type QueueFullError struct {
+	Parcels int
+	Timeout time.Duration
+}
+
+func (e *QueueFullError) Error() string {
+	return "the queue had no room for " + strconv.Itoa(e.Parcels) + " parcels within " + e.Timeout.String()
+}
+
+// TooLargeError is returned by Submit for a request with more parcels than
+// the queue can ever hold: waiting for room would be waiting forever.
+type TooLargeError struct {
+	Parcels  int
+	MaxQueue int
+}
+
+func (e *TooLargeError) Error() string {
+	return strconv.Itoa(e.Parcels) + " parcels is more than the queue can ever hold (" + strconv.Itoa(e.MaxQueue) + ")"
+}
 
 // Config sizes a Dispatcher.
 type Config struct {
@@ -24,6 +48,13 @@ type Config struct {
 	MaxWorkers int
 	// Sink stores the tasks.
 	Sink Sink
+	// EnqueueTimeout is the longest Submit waits for queue room for a
+	// whole request (ENQUEUE_TIMEOUT); 0 waits as long as it takes.
+	EnqueueTimeout time.Duration
+	// Metrics, when set, receives the dispatcher's metrics: queue wait
+	// and sink latency histograms, and the parcel, queue and worker
+	// figures of one Stats snapshot per scrape.
+	Metrics *metrics.Set
 	// Logger receives errors and, at debug level, a line per task. Nil
 	// discards everything.
 	Logger *slog.Logger
@@ -38,6 +69,8 @@ type Config struct {
 // bounded by MaxQueue + MaxWorkers instead of growing as a pile of goroutines.
 type Dispatcher struct {
 	queue    chan Task      // the global task queue, cap MaxQueue
+	room     *room          // its free places, reserved a whole request at a time
+	timeout  time.Duration  // EnqueueTimeout
 	pool     chan chan Task // task channels of ready workers, cap MaxWorkers
 	workers  []*Worker
 	sink     Sink
@@ -60,6 +93,12 @@ type Dispatcher struct {
 	sinkCloseErr error     // set by sinkClose
 	workersWG    sync.WaitGroup
 	done         chan struct{} // closed when the dispatcher and all workers have exited
+
+	queueWait    *metrics.PrometheusHistogram // seconds each request waited for room
+	sinkLatency  *metrics.PrometheusHistogram // Store to finish, sampled
+	waitMu       sync.Mutex
+	recentWait   time.Duration // longest wait that ended at recentWaitAt
+	recentWaitAt time.Time
 
 	accepted   atomic.Uint64
 	completed  atomic.Uint64
@@ -86,6 +125,8 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		queue:      make(chan Task, cfg.MaxQueue),
+		room:       newRoom(cfg.MaxQueue),
+		timeout:    cfg.EnqueueTimeout,
 		pool:       make(chan chan Task, cfg.MaxWorkers),
 		sink:       cfg.Sink,
 		log:        log,
@@ -94,6 +135,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		trace:      log.Enabled(context.Background(), slog.LevelDebug),
 	}
 	d.deferred, _ = cfg.Sink.(DeferredSink)
+	d.registerMetrics(cfg.Metrics)
 	d.storeCtx, d.cancelStore = context.WithCancel(context.Background())
 	d.workers = make([]*Worker, cfg.MaxWorkers)
 	for i := range d.workers {
@@ -138,6 +180,7 @@ func (d *Dispatcher) run() {
 		if !ok {
 			break
 		}
+		d.room.release(1)
 		worker := ready[len(ready)-1]
 		ready = ready[:len(ready)-1]
 		// Counted here, once per task, rather than by the worker on
@@ -232,6 +275,14 @@ func (d *Dispatcher) submit(received time.Time, b *Batch, wait bool) error {
 		ReleaseBatch(b)
 		return nil
 	}
+	if n > cap(d.queue) {
+		return &TooLargeError{Parcels: n, MaxQueue: cap(d.queue)}
+	}
+	// Room for every task first, so that a request that gives up
+	// waiting has queued nothing; the sends below then never block.
+	if err := d.reserve(n); err != nil {
+		return err
+	}
 	b.owner = d
 	if wait {
 		if b.finished == nil {
@@ -253,8 +304,56 @@ func (d *Dispatcher) submit(received time.Time, b *Batch, wait bool) error {
 	return nil
 }
 
+// reserve takes room in the queue for n tasks, recording how long it waited.
+func (d *Dispatcher) reserve(n int) error {
+	if d.room.tryReserve(int64(n)) {
+		d.queueWait.Update(0)
+		return nil
+	}
+	start := time.Now()
+	err := d.room.reserve(int64(n), d.timeout, nil)
+	waited := time.Since(start)
+	d.queueWait.Update(waited.Seconds())
+	d.noteWait(waited)
+	if err != nil {
+		return &QueueFullError{Parcels: n, Timeout: d.timeout}
+	}
+	return nil
+}
+
+// noteWait remembers the longest queue wait of the last recentWindow.
+func (d *Dispatcher) noteWait(waited time.Duration) {
+	now := time.Now()
+	d.waitMu.Lock()
+	if waited > d.recentWait || now.Sub(d.recentWaitAt) > recentWindow {
+		d.recentWait, d.recentWaitAt = waited, now
+	}
+	d.waitMu.Unlock()
+}
+
+// recentWindow is how long a long queue wait keeps counting in
+// RecentQueueWait after it ended.
+const recentWindow = 5 * time.Second
+
+// RecentQueueWait returns the longest time a request has waited for queue
+// room recently: the wait of a request still waiting, or the longest that
+// ended in the last 5 seconds. Readiness checks compare it with a bound.
+func (d *Dispatcher) RecentQueueWait() time.Duration {
+	now := time.Now()
+	longest := d.room.longestWait(now)
+	d.waitMu.Lock()
+	if now.Sub(d.recentWaitAt) <= recentWindow && d.recentWait > longest {
+		longest = d.recentWait
+	}
+	d.waitMu.Unlock()
+	return longest
+}
+
 // finishTask counts the outcome of a task and lets its batch go.
 func (d *Dispatcher) finishTask(t Task, err error) {
+	if t.storeStart != 0 {
+		d.sinkLatency.Update(time.Duration(monotonic() - t.storeStart).Seconds())
+	}
 	if err != nil {
 		d.failed.Add(1)
 		if t.batch != nil {

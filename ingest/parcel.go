@@ -39,7 +39,8 @@ type Task struct {
 	// needs to let its store drop the duplicates of a retried write.
 	Seq uint64
 
-	batch *Batch // released when its last task is finished
+	batch      *Batch // released when its last task is finished
+	storeStart int64  // monotonic() when Store was called, on sampled tasks; else 0
 }
 
 // Finish reports the outcome of a task that a DeferredSink took: nil once

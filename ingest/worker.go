@@ -65,6 +65,9 @@ func (w *Worker) process(t Task) {
 	if w.trace {
 		d.log.Debug("Worker " + strconv.Itoa(w.id) + ": Received Task with Parcel " + t.Parcel.ID)
 	}
+	if t.Seq%sinkLatencySample == 0 {
+		t.storeStart = monotonic()
+	}
 	err := w.store(t)
 	if d.deferred != nil {
 		if err == nil {

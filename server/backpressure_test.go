@@ -17,8 +17,8 @@ import (
 // dispatcher would start one goroutine per parcel here), and every request
 // is answered 202 with all its parcels stored once the workers resume.
 func TestBackpressureOverHTTP(t *testing.T) {
-	const maxQueue, maxWorkers = 4, 2
-	const requests, perRequest = 8, 30 // 240 parcels pending, bound is 6
+	const maxQueue, maxWorkers = 40, 2
+	const requests, perRequest = 8, 15 // 120 parcels pending, bound is 42
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	env := startEnv(t, envOptions{maxQueue: maxQueue, maxWorkers: maxWorkers, release: release})
@@ -60,15 +60,23 @@ func TestBackpressureOverHTTP(t *testing.T) {
 		}()
 	}
 
-	waitFor(t, "every request in flight, the workers busy and the queue full", func() bool {
+	// Two requests fit (15 + 15 of 40 places, 2 of them already taken
+	// by the workers); the third needs 15 places with 12 free, and it
+	// and all the others wait, having queued nothing: room is reserved
+	// for a whole request before any of its tasks is queued.
+	const admitted = 2 * perRequest
+	waitFor(t, "two requests queued, the workers busy, the others waiting for room", func() bool {
 		st := env.disp.Stats()
-		// Accepted counts each submitted request's parcels whole.
-		return st.BusyWorkers == maxWorkers && st.Queued == maxQueue && st.Accepted == requests*perRequest
+		return st.BusyWorkers == maxWorkers && st.Queued == admitted-maxWorkers && st.Accepted == admitted &&
+			env.disp.RecentQueueWait() > 0 && answered.Load() == admitted/perRequest
 	})
 	for i := 0; i < 50; i++ {
 		st := env.disp.Stats()
 		if st.Queued > maxQueue || st.BusyWorkers > maxWorkers {
 			t.Fatalf("stats %+v: want at most %d queued and %d busy", st, maxQueue, maxWorkers)
+		}
+		if st.Accepted != admitted {
+			t.Fatalf("stats %+v: want exactly %d accepted: a waiting request queues nothing", st, admitted)
 		}
 		// Tasks that exist: in the queue and in the workers; the other
 		// parcels wait in their request's batch, not as tasks or
@@ -81,8 +89,8 @@ func TestBackpressureOverHTTP(t *testing.T) {
 		if g, limit := runtime.NumGoroutine(), base+3*requests; g > limit {
 			t.Fatalf("%d goroutines with %d parcels pending; want at most %d", g, requests*perRequest, limit)
 		}
-		if n := answered.Load(); n != 0 {
-			t.Fatalf("%d requests answered while none could queue all its parcels", n)
+		if n := answered.Load(); n != admitted/perRequest {
+			t.Fatalf("%d requests answered; want the %d whose parcels are queued, the others waiting", n, admitted/perRequest)
 		}
 		runtime.Gosched()
 	}

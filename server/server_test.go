@@ -899,10 +899,12 @@ func TestReadinessAfterShutdown(t *testing.T) {
 func TestShutdownWaitsForRequestInFlight(t *testing.T) {
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
-	env := startEnv(t, envOptions{maxQueue: 1, maxWorkers: 1, release: release})
+	env := startEnv(t, envOptions{maxQueue: 9, maxWorkers: 1, release: release})
 	// Registered after startEnv's cleanups, so it runs before them: if the
 	// test fails early, the server and dispatcher can still drain.
 	t.Cleanup(releaseOnce)
+	// A first request fills the worker and 8 of the 9 places.
+	checkStatus(t, env.do(t, request{method: "POST", path: "/", body: refBody}), fasthttp.StatusAccepted)
 
 	type result struct {
 		status int
@@ -923,12 +925,12 @@ func TestShutdownWaitsForRequestInFlight(t *testing.T) {
 		answered <- result{resp.StatusCode(), string(resp.Body()), err}
 	}()
 
-	// All 9 parcels accepted, one in the sink, one in the queue, and Submit
-	// blocked on the third: the request is in flight and cannot finish on
-	// its own.
-	waitFor(t, "Submit to block on a full queue", func() bool {
+	// The first request's parcels are in the sink and the queue, and the
+	// second waits for room for its 9: in flight, unable to finish on its
+	// own.
+	waitFor(t, "Submit to wait for queue room", func() bool {
 		s := env.disp.Stats()
-		return s.Accepted == 9 && s.BusyWorkers == 1 && s.Queued == 1
+		return s.Accepted == 9 && s.BusyWorkers == 1 && s.Queued == 8 && env.disp.RecentQueueWait() > 0
 	})
 
 	shutdownErr := make(chan error, 1)
@@ -960,7 +962,7 @@ func TestShutdownWaitsForRequestInFlight(t *testing.T) {
 	if err := <-shutdownErr; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	waitFor(t, "9 parcels in the sink", func() bool { return env.sink.count() >= 9 })
+	waitFor(t, "18 parcels in the sink", func() bool { return env.sink.count() >= 18 })
 }
 
 // onlyTimeout is a timeout error with Timeout but not the rest of net.Error,
