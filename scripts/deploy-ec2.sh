@@ -521,11 +521,17 @@ launch_template() {
 
 auto_scaling_group() {
 	step "auto scaling group"
+	# EC2 health checks, not ELB: /readyz is a readiness check. It turns
+	# 503 while an instance drains and while requests wait too long for
+	# queue room (READY_MAX_QUEUE_WAIT), so that the load balancer sends
+	# new traffic elsewhere. With ELB health checks the group would
+	# terminate an instance for being busy, and under a general overload
+	# replace them all in turn. A crashed process is restarted by systemd.
 	aws_cli autoscaling create-auto-scaling-group --auto-scaling-group-name "$ASG_NAME" \
 		--launch-template "LaunchTemplateId=$LT_ID,Version=\$Latest" \
 		--min-size "$MIN_SIZE" --max-size "$MAX_SIZE" --desired-capacity "$DESIRED" \
 		--vpc-zone-identifier "$SUBNETS" --target-group-arns "$TG_ARN" \
-		--health-check-type ELB --health-check-grace-period "$HEALTH_CHECK_GRACE_PERIOD" \
+		--health-check-type EC2 --health-check-grace-period "$HEALTH_CHECK_GRACE_PERIOD" \
 		--tags "Key=Name,Value=$NAME,PropagateAtLaunch=true"
 }
 

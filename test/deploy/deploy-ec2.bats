@@ -109,7 +109,7 @@ EOF
 	has "autoscaling create-auto-scaling-group" '--launch-template LaunchTemplateId=lt-0fake000000000001,Version=$Latest'
 	has "autoscaling create-auto-scaling-group" "--min-size 4 --max-size 12 --desired-capacity 4"
 	has "autoscaling create-auto-scaling-group" "--vpc-zone-identifier subnet-0fake00000000001a,subnet-0fake00000000001b"
-	has "autoscaling create-auto-scaling-group" "--target-group-arns $TG_ARN --health-check-type ELB --health-check-grace-period 120"
+	has "autoscaling create-auto-scaling-group" "--target-group-arns $TG_ARN --health-check-type EC2 --health-check-grace-period 120"
 	# Target tracking on ALBRequestCountPerTarget, 250000 per target (per minute).
 	tt=$(call "autoscaling put-scaling-policy" 1)
 	[[ $tt == *"--policy-type TargetTrackingScaling"* ]]

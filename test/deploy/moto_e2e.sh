@@ -563,7 +563,7 @@ if [[ $DEPLOYED == 1 ]] || [[ -s $TMP/deploy.log ]]; then
 		expect "auto scaling group min/max/desired" "$MIN_WANT/$MAX_WANT/$DESIRED_WANT" "$min/$max/$desired"
 		expect "auto scaling group is attached to the target group" "$TG_ARN" "$asg_tgs"
 		expect "auto scaling group launches the launch template, latest version" 'fastingest-lt $Latest' "$lt_name $lt_version"
-		expect "auto scaling group replaces instances the load balancer finds unhealthy" ELB "$hc_type"
+		expect "auto scaling group replaces instances on EC2 health checks, not on readiness" EC2 "$hc_type"
 		expect "moto launched the desired instances" "$DESIRED_WANT" "${#INSTANCE_IDS[@]}"
 		IFS=, read -r -a subnet_list <<<"$subnets"
 		if q ec2 describe-subnets --subnet-ids "${subnet_list[@]}" --query 'Subnets[].AvailabilityZone'; then
