@@ -11,7 +11,13 @@
 #               what is measured
 #
 # The three servers run interleaved (fastingest classic noop, fastingest ...)
-# for --rounds rounds under wrk; the table shows medians. Then: one hey run per
+# for --rounds rounds under wrk; the table shows medians. With --baseline-ref
+# REF, fastingest as of git revision REF (exported with git archive into the
+# work directory, built like the working tree's) runs in those rounds too, as
+# fastingest@<short sha>, right after fastingest and started exactly like it
+# (the same environment, no flags), and the summary gives the working tree's
+# req/s and CPU per request over its, medians and per round: the check that a
+# change costs the request path nothing measurable. Then: one hey run per
 # server (a second, independent client), a constant-rate vegeta run against
 # fastingest at 1M requests/min, and a SINK=sim run that checks the worker
 # arithmetic behind 1M requests/min.
@@ -32,10 +38,12 @@
 # generators' CPU.
 #
 # Usage: bash scripts/bench.sh [--rounds N] [--out FILE] [--smoke]
-# Environment: DURATION (10s), CONNS (64), RATE (16667, requests/s for vegeta),
-# VEGETA_WORKERS (64), SIM_WORKERS (6000), SIM_QUEUE (10000),
-# SIM_LATENCY (5ms-55ms), SINKS (the sink runs, default "null file-enqueued
-# file-persisted nats-enqueued nats-persisted"; "none" skips them),
+#                              [--baseline-ref REF]
+# Environment: BASELINE_REF (as --baseline-ref), DURATION (10s), CONNS (64),
+# RATE (16667, requests/s for vegeta), VEGETA_WORKERS (64), SIM_WORKERS (6000),
+# SIM_QUEUE (10000), SIM_LATENCY (5ms-55ms), SINKS (the sink runs, default
+# "null file-enqueued file-persisted nats-enqueued nats-persisted"; "none"
+# skips them),
 # SINK_RETAIN_MIB (512: RETAIN_BYTES of a file run, max_bytes of a nats run's
 # stream).
 set -euo pipefail
@@ -44,6 +52,7 @@ export LC_ALL=C
 usage() {
 	cat <<'EOF'
 Usage: bash scripts/bench.sh [--rounds N] [--out FILE] [--smoke]
+                             [--baseline-ref REF]
 
 Benchmarks fastingest (SINK=null) against the classic "1M requests per minute"
 design and a no-op fasthttp server, with wrk (medians over N interleaved
@@ -59,8 +68,19 @@ missing). Sends traffic to 127.0.0.1 only.
                a file in ${TMPDIR:-/tmp})
   --smoke      every run for 1 second, 1 round: checks that the harness
                works (for CI), not the figures; exits non-zero on any failure
+  --baseline-ref REF
+               also measure fastingest as of git revision REF (a commit,
+               branch or tag: HEAD~3, main, v1.2) in the wrk rounds, as
+               fastingest@<short sha>, interleaved with the others and
+               started exactly like the working tree's (SINK=null, the same
+               environment and CPU, no flags); the summary shows the
+               working tree's req/s and CPU/request over its (medians and
+               per round). REF's tree is exported with git archive into the
+               work directory and built there; needs a git checkout. Not
+               used by the hey, vegeta, SINK=sim and sink runs
 
-Environment: DURATION (default 10s: Ns, Nm or Nh), CONNS (default 64),
+Environment: BASELINE_REF (as --baseline-ref; the option wins),
+DURATION (default 10s: Ns, Nm or Nh), CONNS (default 64),
 RATE (default 16667 requests/s), VEGETA_WORKERS (default 64),
 SIM_WORKERS (default 6000), SIM_QUEUE (default 10000),
 SIM_LATENCY (default 5ms-55ms),
@@ -83,6 +103,7 @@ warn() {
 ROUNDS=3
 SMOKE=0
 OUT=""
+BASELINE_REF=${BASELINE_REF:-}
 FAILURES=0
 while (($#)); do
 	case $1 in
@@ -91,6 +112,8 @@ while (($#)); do
 	--out) (($# >= 2)) || die "--out needs a file name"; OUT=$2; shift 2 ;;
 	--out=*) OUT=${1#*=}; shift ;;
 	--smoke) SMOKE=1; shift ;;
+	--baseline-ref) (($# >= 2)) || die "--baseline-ref needs a git revision"; BASELINE_REF=$2; shift 2 ;;
+	--baseline-ref=*) BASELINE_REF=${1#*=}; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument: $1" ;;
 	esac
@@ -149,6 +172,25 @@ LUA=$ROOT/scripts/post.lua
 export PAYLOAD=$PAYLOAD_FILE # read by post.lua
 PARCELS=$(grep -o '"id"' "$PAYLOAD_FILE" | wc -l)
 ((PARCELS > 0)) || die "scripts/payload.json holds no parcels"
+
+# --baseline-ref: resolved now, so that a wrong revision fails before
+# anything is installed or built. BASELINE_NAME is the server's name in the
+# tables (fastingest@<short sha>), empty without a baseline.
+BASELINE_SHA=""
+BASELINE_NAME=""
+if [[ -n $BASELINE_REF ]]; then
+	command -v git >/dev/null || die "--baseline-ref needs git, which is missing"
+	git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 ||
+		die "--baseline-ref $BASELINE_REF: $ROOT is not a git checkout, so there is no revision to compare with"
+	[[ $BASELINE_REF != -* ]] || die "--baseline-ref wants a git revision, not '$BASELINE_REF'"
+	if ! BASELINE_SHA=$(git -C "$ROOT" rev-parse --verify --quiet "$BASELINE_REF^{commit}"); then
+		hint=""
+		[[ $(git -C "$ROOT" rev-parse --is-shallow-repository 2>/dev/null) != true ]] ||
+			hint=" (this is a shallow clone: 'git fetch --unshallow' may bring it)"
+		die "--baseline-ref: '$BASELINE_REF' is not a commit of the repository in $ROOT (git rev-parse --verify '$BASELINE_REF^{commit}' failed)$hint"
+	fi
+	BASELINE_NAME=fastingest@$(git -C "$ROOT" rev-parse --short "$BASELINE_SHA")
+fi
 
 # --- tools --------------------------------------------------------------------
 
@@ -332,10 +374,27 @@ fi
 
 # --- build --------------------------------------------------------------------
 
+# build_fastingest DIR OUT: build fastingest from the source tree in DIR into
+# OUT; the working tree and the --baseline-ref revision are built alike.
+build_fastingest() {
+	(cd "$1" && timeout 600 go build -o "$2" .)
+}
+
 echo "building fastingest, classic and noop into $WORK"
-timeout 600 go build -o "$WORK/fastingest" . || die "go build of fastingest failed"
+build_fastingest "$ROOT" "$WORK/fastingest" || die "go build of fastingest failed"
 timeout 600 go build -o "$WORK/classic" ./benchmarks/classic || die "go build of benchmarks/classic failed"
 timeout 600 go build -o "$WORK/noop" ./benchmarks/noop || die "go build of benchmarks/noop failed"
+if [[ -n $BASELINE_NAME ]]; then
+	# The revision's tree, as committed, without a worktree to clean up: it
+	# goes with the work directory.
+	echo "building $BASELINE_NAME ($BASELINE_REF) from git archive $BASELINE_SHA into $WORK"
+	mkdir "$WORK/baseline-src"
+	git -C "$ROOT" archive --format=tar "$BASELINE_SHA" | tar -x -C "$WORK/baseline-src" ||
+		die "cannot export $BASELINE_REF ($BASELINE_SHA) with git archive"
+	[[ -f $WORK/baseline-src/go.mod ]] || die "$BASELINE_REF ($BASELINE_SHA) has no go.mod at the top: not a fastingest revision"
+	build_fastingest "$WORK/baseline-src" "$WORK/$BASELINE_NAME" ||
+		die "go build of fastingest at $BASELINE_REF ($BASELINE_SHA) failed"
+fi
 
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ $COMMIT != unknown && -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
@@ -350,6 +409,10 @@ note "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 note "$PINNING"
 note "rounds $ROUNDS, duration $DURATION, warm-up $WARMUP, $CONNS connections, payload $PARCELS parcels ($(wc -c <"$PAYLOAD_FILE") bytes)"
 note "wrk $WRK; hey $HEY; vegeta $VEGETA"
+if [[ -n $BASELINE_NAME ]]; then
+	note "baseline: $BASELINE_NAME = $BASELINE_REF = $BASELINE_SHA ($(git -C "$ROOT" log -1 --date=short --format='%cd %s' "$BASELINE_SHA" |
+		awk '{print (length($0) > 80 ? substr($0, 1, 77) "..." : $0)}')), in the wrk rounds only"
+fi
 if ((${#SINK_RUNS[@]} > 0)); then
 	note "sink runs: ${SINK_RUNS[*]}; SINK_RETAIN_MIB $SINK_RETAIN_MIB"
 	if ((NATS_RUNS > 0)); then
@@ -370,7 +433,8 @@ SEQ=0
 CLEAR_ENV=()
 for v in ADDR MAX_WORKERS MAX_QUEUE SINK SIM_LATENCY MAX_BODY_BYTES LOG_LEVEL SHUTDOWN_TIMEOUT GOMAXPROCS \
 	ACK ACK_TIMEOUT DATA_DIR SEGMENT_BYTES SEGMENT_AGE RETAIN_BYTES FSYNC_INTERVAL \
-	NATS_URL NATS_SUBJECT NATS_STREAM NATS_REPLICAS; do
+	NATS_URL NATS_SUBJECT NATS_STREAM NATS_REPLICAS ENQUEUE_TIMEOUT READY_MAX_QUEUE_WAIT MAX_CONNS \
+	READ_TIMEOUT WRITE_TIMEOUT IDLE_TIMEOUT MAX_HEADER_BYTES AUTH_TOKEN AUTH_TOKEN_FILE METRICS_PUBLIC TLS_CERT TLS_KEY; do
 	CLEAR_ENV+=(-u "$v")
 done
 # launch_server NAME [VAR=VALUE...]: start $WORK/NAME on 127.0.0.1 with a free
@@ -607,12 +671,19 @@ cpu_per_request() {
 }
 
 SERVER_NAMES=(fastingest classic noop)
+# WRK_NAMES: the servers of the wrk rounds, the baseline (--baseline-ref) right
+# after fastingest; NAME_W: the width of their names in the tables.
+WRK_NAMES=(fastingest ${BASELINE_NAME:+"$BASELINE_NAME"} classic noop)
+NAME_W=10
+((${#BASELINE_NAME} <= NAME_W)) || NAME_W=${#BASELINE_NAME}
 # server_args NAME: the environment each server runs with in the comparison:
 # fastingest and classic with the same (default) pool sizes, whatever the
-# caller's environment says.
+# caller's environment says. The baseline gets fastingest's: environment
+# variables only, no flags, which every revision reads (an older one ignores
+# a variable it does not know, but would reject a flag).
 server_args() {
 	case $1 in
-	fastingest) echo "SINK=null MAX_WORKERS=1000 MAX_QUEUE=10000 LOG_LEVEL=info" ;;
+	fastingest | fastingest@*) echo "SINK=null MAX_WORKERS=1000 MAX_QUEUE=10000 LOG_LEVEL=info" ;;
 	classic) echo "MAX_WORKERS=1000 MAX_QUEUE=10000" ;;
 	*) echo "" ;;
 	esac
@@ -625,7 +696,7 @@ printf 'server\tround\treq/s\tp50_ms\tp99_ms\tpeak_rss_mib\tcpu_us_per_req\tserv
 echo
 echo "== wrk: $ROUNDS interleaved round(s) of $DURATION per server, -t1 -c$CONNS"
 for ((round = 1; round <= ROUNDS; round++)); do
-	for name in "${SERVER_NAMES[@]}"; do
+	for name in "${WRK_NAMES[@]}"; do
 		read -r -a extra <<<"$(server_args "$name")"
 		start_server "$name" "${extra[@]}"
 		warm_up "$SRV_PORT" "$name" || die "$W_ERR"
@@ -633,8 +704,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		stop_server "$name"
 		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$W_RPS" "$W_P50" "$W_P99" "$W_RSS" \
 			"$W_CPU_US" "$W_UTIL" "$W_GEN" "$W_REQ" >>"$ROWS"
-		printf '  round %d %-10s %8.0f req/s  p50 %6.3f ms  p99 %7.3f ms  %5.1f MiB  %6.2f CPU us/req  server CPU %s%%  wrk CPU %s%%\n' \
-			"$round" "$name" "$W_RPS" "$W_P50" "$W_P99" "$W_RSS" "$W_CPU_US" "$W_UTIL" "$W_GEN"
+		printf '  round %d %-*s %8.0f req/s  p50 %6.3f ms  p99 %7.3f ms  %5.1f MiB  %6.2f CPU us/req  server CPU %s%%  wrk CPU %s%%\n' \
+			"$round" "$NAME_W" "$name" "$W_RPS" "$W_P50" "$W_P99" "$W_RSS" "$W_CPU_US" "$W_UTIL" "$W_GEN"
 	done
 done
 {
@@ -1148,19 +1219,45 @@ sink_table() {
 
 # --- summary ------------------------------------------------------------------
 
+# ratio A B: A / B as "0.98x", "-" without both figures.
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b + 0 > 0) printf "%.2fx", a / b; else printf "-"}'
+}
+
+# round_figure SERVER ROUND COLUMN: one round's figure of a server in $ROWS.
+round_figure() {
+	awk -F'\t' -v s="$1" -v r="$2" -v c="$3" 'NR > 1 && $1 == s && $2 == r {print $c}' "$ROWS"
+}
+
+# vs_baseline: the working tree's fastingest over the --baseline-ref one, from
+# the same interleaved wrk rounds: req/s (above 1x: faster) and CPU per request
+# (above 1x: costlier), ratios of the medians, then each round's ratios.
+vs_baseline() {
+	local r rps="" cpu=""
+	for ((r = 1; r <= ROUNDS; r++)); do
+		rps+=" $(ratio "$(round_figure fastingest "$r" 3)" "$(round_figure "$BASELINE_NAME" "$r" 3)")"
+		cpu+=" $(ratio "$(round_figure fastingest "$r" 7)" "$(round_figure "$BASELINE_NAME" "$r" 7)")"
+	done
+	printf 'fastingest vs %s: req/s %s, CPU/request %s (per round: req/s%s; CPU/request%s)\n' "$BASELINE_NAME" \
+		"$(ratio "$(median fastingest 3)" "$(median "$BASELINE_NAME" 3)")" \
+		"$(ratio "$(median fastingest 7)" "$(median "$BASELINE_NAME" 7)")" "$rps" "$cpu"
+	echo "(the working tree over $BASELINE_NAME = $BASELINE_REF, measured in the same rounds: req/s above 1x and"
+	echo " CPU/request below 1x favour the working tree)"
+}
+
 {
 	echo
 	echo "== summary: wrk -t1 -c$CONNS -d$DURATION, median of $ROUNDS round(s); $PINNING"
-	printf '%-10s %8s %10s %10s %7s %8s %8s %10s %7s %7s\n' server "req/s" "req/min" "parcels/s" "p50 ms" "p99 ms" \
-		"RSS MiB" "CPU us/req" "srv CPU" "wrk CPU"
-	for name in "${SERVER_NAMES[@]}"; do
+	printf '%-*s %8s %10s %10s %7s %8s %8s %10s %7s %7s\n' "$NAME_W" server "req/s" "req/min" "parcels/s" "p50 ms" \
+		"p99 ms" "RSS MiB" "CPU us/req" "srv CPU" "wrk CPU"
+	for name in "${WRK_NAMES[@]}"; do
 		rps=$(median "$name" 3)
 		if [[ $name == noop ]]; then
 			parcels=-
 		else
 			parcels=$(awk -v r="$rps" -v p="$PARCELS" 'BEGIN {printf "%.0f", r * p}')
 		fi
-		printf '%-10s %8.0f %10.0f %10s %7.3f %8.3f %8.1f %10.2f %6.0f%% %6.0f%%\n' "$name" "$rps" \
+		printf '%-*s %8.0f %10.0f %10s %7.3f %8.3f %8.1f %10.2f %6.0f%% %6.0f%%\n' "$NAME_W" "$name" "$rps" \
 			"$(awk -v r="$rps" 'BEGIN {print r * 60}')" "$parcels" "$(median "$name" 4)" "$(median "$name" 5)" \
 			"$(median "$name" 6)" "$(median "$name" 7)" "$(median "$name" 8)" "$(median "$name" 9)"
 	done
@@ -1171,6 +1268,7 @@ sink_table() {
 		printf "fastingest: req/s %.2fx classic, %.2fx noop; CPU/request %.2fx noop (+%.2f us for decoding, validating, queueing)\n",
 			f / c, f / n, fc / nc, fc - nc
 	}'
+	[[ -z $BASELINE_NAME ]] || vs_baseline
 	echo
 	echo "hey, one run per server (-z $DURATION -c 64), not a median:"
 	while IFS=$'\t' read -r name rps p99; do
