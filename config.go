@@ -1,12 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +38,20 @@ type config struct {
 	NATSSubject  string
 	NATSStream   string
 	NATSReplicas int
+
+	EnqueueTimeout    time.Duration // 0: wait for queue room indefinitely
+	ReadyMaxQueueWait time.Duration // 0: readiness ignores queue wait
+	MaxConns          int
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int64
+
+	AuthToken     string // from AUTH_TOKEN, or read from AUTH_TOKEN_FILE
+	AuthTokenFile string
+	MetricsPublic bool
+	TLSCert       string
+	TLSKey        string
 }
 
 // option is one setting: an environment variable, the flag that overrides
@@ -111,6 +127,30 @@ var options = []option{
 		}},
 	{"NATS_REPLICAS", "nats-replicas", "1", "nats sink: replicas of a stream it creates", "an integer from 1 to 5",
 		func(c *config, v string) bool { return parseInt(v, 1, 5, &c.NATSReplicas) }},
+	{"ENQUEUE_TIMEOUT", "enqueue-timeout", "5s", "longest a request waits for room in the queue before 503; 0 waits indefinitely", "a duration of 0 or more, e.g. 5s",
+		func(c *config, v string) bool { return parseDuration(v, &c.EnqueueTimeout) }},
+	{"READY_MAX_QUEUE_WAIT", "ready-max-queue-wait", "1s", "/readyz answers 503 while requests recently waited longer than this for queue room; 0 disables", "a duration of 0 or more, e.g. 1s",
+		func(c *config, v string) bool { return parseDuration(v, &c.ReadyMaxQueueWait) }},
+	{"MAX_CONNS", "max-conns", "16384", "most connections served at once; more get 503", "an integer from 1 to 1000000",
+		func(c *config, v string) bool { return parseInt(v, 1, 1_000_000, &c.MaxConns) }},
+	{"READ_TIMEOUT", "read-timeout", "30s", "longest time to read one whole request, body included", "a positive duration, e.g. 30s",
+		func(c *config, v string) bool { return parsePositiveDuration(v, &c.ReadTimeout) }},
+	{"WRITE_TIMEOUT", "write-timeout", "30s", "longest time to write one response", "a positive duration, e.g. 30s",
+		func(c *config, v string) bool { return parsePositiveDuration(v, &c.WriteTimeout) }},
+	{"IDLE_TIMEOUT", "idle-timeout", "90s", "longest a keep-alive connection may wait for its next request", "a positive duration, e.g. 90s",
+		func(c *config, v string) bool { return parsePositiveDuration(v, &c.IdleTimeout) }},
+	{"MAX_HEADER_BYTES", "max-header-bytes", "8KiB", "largest request line and headers; larger get 431", "a size from 1KiB to 1MiB: bytes, or with a KiB or MiB suffix",
+		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<20, &c.MaxHeaderBytes) }},
+	{"AUTH_TOKEN", "auth-token", "", "bearer token POST / requires (Authorization: Bearer TOKEN); empty: no authentication", "a token of visible ASCII characters",
+		func(c *config, v string) bool { c.AuthToken = v; return validToken(v) }},
+	{"AUTH_TOKEN_FILE", "auth-token-file", "", "file holding the bearer token (instead of AUTH_TOKEN, which it may not be combined with)", "a readable file path",
+		func(c *config, v string) bool { c.AuthTokenFile = v; return true }},
+	{"METRICS_PUBLIC", "metrics-public", "0", "1: /metrics needs no token even when AUTH_TOKEN is set", "0 or 1",
+		func(c *config, v string) bool { c.MetricsPublic = v == "1"; return v == "0" || v == "1" }},
+	{"TLS_CERT", "tls-cert", "", "PEM certificate (chain) file: serve HTTPS; needs TLS_KEY", "a readable file path",
+		func(c *config, v string) bool { c.TLSCert = v; return true }},
+	{"TLS_KEY", "tls-key", "", "PEM private key file for TLS_CERT", "a readable file path",
+		func(c *config, v string) bool { c.TLSKey = v; return true }},
 	{"SIM_LATENCY", "sim-latency", "5ms-55ms", "latency range of the sim sink, uniform", "a duration or a range min-max with min <= max, e.g. 5ms-55ms or 10ms",
 		func(c *config, v string) bool {
 			lo, hi, isRange := strings.Cut(v, "-")
@@ -189,6 +229,9 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Wri
 			name, value = "-"+o.flag, *flagValues[i]
 		}
 		if !o.parse(&c, value) {
+			if o.env == "AUTH_TOKEN" {
+				value = "<redacted>" // a secret stays out of logs, even a bad one
+			}
 			return config{}, &configError{name: name, value: value, accepts: o.accepts}
 		}
 	}
@@ -200,6 +243,10 @@ func (c config) logAttrs() []any {
 	attrs := []any{"addr", c.Addr, "max_workers", c.MaxWorkers, "max_queue", c.MaxQueue,
 		"sink", c.Sink, "max_body_bytes", c.MaxBodyBytes, "log_level", c.LogLevel.String(),
 		"shutdown_timeout", c.ShutdownTimeout.String()}
+	attrs = append(attrs, "enqueue_timeout", c.EnqueueTimeout.String(), "ready_max_queue_wait", c.ReadyMaxQueueWait.String(),
+		"max_conns", c.MaxConns, "read_timeout", c.ReadTimeout.String(), "write_timeout", c.WriteTimeout.String(),
+		"idle_timeout", c.IdleTimeout.String(), "max_header_bytes", c.MaxHeaderBytes,
+		"auth", c.AuthToken != "" || c.AuthTokenFile != "", "metrics_public", c.MetricsPublic, "tls", c.TLSCert != "")
 	attrs = append(attrs, "ack", c.Ack)
 	if c.Ack == "persisted" {
 		attrs = append(attrs, "ack_timeout", c.AckTimeout.String())
@@ -222,6 +269,23 @@ func parseInt(v string, min, max int, dst *int) bool {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
 	*dst = n
 	return err == nil && n >= min && n <= max
+}
+
+func parseDuration(v string, dst *time.Duration) bool {
+	d, err := time.ParseDuration(v)
+	*dst = d
+	return err == nil && d >= 0
+}
+
+// validToken reports whether a bearer token can travel in an HTTP header
+// as it is: visible ASCII, no spaces (RFC 6750's b64token is stricter).
+func validToken(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func parsePositiveDuration(v string, dst *time.Duration) bool {
@@ -250,4 +314,35 @@ func parseSize(v string, min, max int64, dst *int64) bool {
 	}
 	*dst = n * mult
 	return true
+}
+
+// loadSecrets reads the files the configuration names: the bearer token of
+// AUTH_TOKEN_FILE and the TLS certificate and key. It returns the TLS
+// configuration, nil without TLS_CERT. Errors are configuration errors:
+// fastingest exits 2.
+func (c *config) loadSecrets() (*tls.Config, error) {
+	if c.AuthTokenFile != "" {
+		if c.AuthToken != "" {
+			return nil, errors.New("AUTH_TOKEN and AUTH_TOKEN_FILE are both set: set one")
+		}
+		b, err := os.ReadFile(c.AuthTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("invalid AUTH_TOKEN_FILE: %w", err)
+		}
+		c.AuthToken = strings.TrimRight(string(b), "\r\n")
+		if c.AuthToken == "" || !validToken(c.AuthToken) {
+			return nil, fmt.Errorf("invalid AUTH_TOKEN_FILE %q: want one token of visible ASCII characters", c.AuthTokenFile)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return nil, errors.New("TLS_CERT and TLS_KEY go together: set both or neither")
+	}
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("invalid TLS_CERT/TLS_KEY: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

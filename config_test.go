@@ -43,6 +43,14 @@ func defaultConfig() config {
 		NATSSubject:     "fastingest.parcels",
 		NATSStream:      "FASTINGEST",
 		NATSReplicas:    1,
+
+		EnqueueTimeout:    5 * time.Second,
+		ReadyMaxQueueWait: time.Second,
+		MaxConns:          16384,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    8 << 10,
 	}
 }
 
@@ -69,6 +77,11 @@ func TestLoadConfigDefaults(t *testing.T) {
 			"MAX_BODY_BYTES": "", "LOG_LEVEL": "", "SHUTDOWN_TIMEOUT": "",
 		}},
 		{"unrelated variables", map[string]string{"PORT": "9999", "WORKERS": "3"}},
+		{"empty limit and security variables", map[string]string{
+			"ENQUEUE_TIMEOUT": "", "READY_MAX_QUEUE_WAIT": "", "MAX_CONNS": "", "READ_TIMEOUT": "",
+			"WRITE_TIMEOUT": "", "IDLE_TIMEOUT": "", "MAX_HEADER_BYTES": "", "AUTH_TOKEN": "",
+			"AUTH_TOKEN_FILE": "", "METRICS_PUBLIC": "", "TLS_CERT": "", "TLS_KEY": "",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, want := mustLoad(t, nil, tc.env), defaultConfig(); got != want {
@@ -125,6 +138,28 @@ func TestLoadConfigFromEnv(t *testing.T) {
 		{map[string]string{"NATS_SUBJECT": "ingest.x"}, func(c *config) { c.NATSSubject = "ingest.x" }},
 		{map[string]string{"NATS_STREAM": "PARCELS"}, func(c *config) { c.NATSStream = "PARCELS" }},
 		{map[string]string{"NATS_REPLICAS": "3"}, func(c *config) { c.NATSReplicas = 3 }},
+		{map[string]string{"ENQUEUE_TIMEOUT": "0"}, func(c *config) { c.EnqueueTimeout = 0 }},
+		{map[string]string{"ENQUEUE_TIMEOUT": "250ms"}, func(c *config) { c.EnqueueTimeout = 250 * time.Millisecond }},
+		{map[string]string{"READY_MAX_QUEUE_WAIT": "0"}, func(c *config) { c.ReadyMaxQueueWait = 0 }},
+		{map[string]string{"READY_MAX_QUEUE_WAIT": "100ms"}, func(c *config) { c.ReadyMaxQueueWait = 100 * time.Millisecond }},
+		{map[string]string{"MAX_CONNS": "1"}, func(c *config) { c.MaxConns = 1 }},
+		{map[string]string{"MAX_CONNS": "1000000"}, func(c *config) { c.MaxConns = 1_000_000 }},
+		{map[string]string{"READ_TIMEOUT": "5s"}, func(c *config) { c.ReadTimeout = 5 * time.Second }},
+		{map[string]string{"WRITE_TIMEOUT": "1m"}, func(c *config) { c.WriteTimeout = time.Minute }},
+		{map[string]string{"IDLE_TIMEOUT": "1ms"}, func(c *config) { c.IdleTimeout = time.Millisecond }},
+		{map[string]string{"MAX_HEADER_BYTES": "1KiB"}, func(c *config) { c.MaxHeaderBytes = 1 << 10 }},
+		{map[string]string{"MAX_HEADER_BYTES": "64KiB"}, func(c *config) { c.MaxHeaderBytes = 64 << 10 }},
+		{map[string]string{"MAX_HEADER_BYTES": "1MiB"}, func(c *config) { c.MaxHeaderBytes = 1 << 20 }},
+		{map[string]string{"MAX_HEADER_BYTES": "4096"}, func(c *config) { c.MaxHeaderBytes = 4096 }},
+		// Every visible ASCII character may be in a token.
+		{map[string]string{"AUTH_TOKEN": "aZ09-._~+/=!\"#$%&'()*,:;<>?@[\\]^`{|}"},
+			func(c *config) { c.AuthToken = "aZ09-._~+/=!\"#$%&'()*,:;<>?@[\\]^`{|}" }},
+		// The file is read by loadSecrets, not by loadConfig.
+		{map[string]string{"AUTH_TOKEN_FILE": "/run/secrets/token"}, func(c *config) { c.AuthTokenFile = "/run/secrets/token" }},
+		{map[string]string{"METRICS_PUBLIC": "1"}, func(c *config) { c.MetricsPublic = true }},
+		{map[string]string{"METRICS_PUBLIC": "0"}, func(c *config) { c.MetricsPublic = false }},
+		{map[string]string{"TLS_CERT": "/etc/tls/cert.pem", "TLS_KEY": "/etc/tls/key.pem"},
+			func(c *config) { c.TLSCert, c.TLSKey = "/etc/tls/cert.pem", "/etc/tls/key.pem" }},
 	} {
 		want := defaultConfig()
 		tc.want(&want)
@@ -237,6 +272,40 @@ func TestLoadConfigInvalid(t *testing.T) {
 			want: []string{"ADDR", `"127.0.0.1:http"`, "numeric port"}},
 		{name: "-addr without port", args: []string{"-addr", "127.0.0.1"},
 			want: []string{"-addr", `"127.0.0.1"`, "host:port"}},
+		{name: "ENQUEUE_TIMEOUT negative", env: map[string]string{"ENQUEUE_TIMEOUT": "-1s"},
+			want: []string{"ENQUEUE_TIMEOUT", `"-1s"`, "a duration of 0 or more"}},
+		{name: "ENQUEUE_TIMEOUT without unit", env: map[string]string{"ENQUEUE_TIMEOUT": "5"},
+			want: []string{"ENQUEUE_TIMEOUT", `"5"`, "a duration of 0 or more"}},
+		{name: "READY_MAX_QUEUE_WAIT negative", env: map[string]string{"READY_MAX_QUEUE_WAIT": "-1ms"},
+			want: []string{"READY_MAX_QUEUE_WAIT", `"-1ms"`, "a duration of 0 or more"}},
+		{name: "MAX_CONNS=0", env: map[string]string{"MAX_CONNS": "0"},
+			want: []string{"MAX_CONNS", `"0"`, "an integer from 1 to 1000000"}},
+		{name: "MAX_CONNS too large", env: map[string]string{"MAX_CONNS": "1000001"},
+			want: []string{"MAX_CONNS", `"1000001"`, "an integer from 1 to 1000000"}},
+		{name: "READ_TIMEOUT=0", env: map[string]string{"READ_TIMEOUT": "0"},
+			want: []string{"READ_TIMEOUT", `"0"`, "a positive duration"}},
+		{name: "WRITE_TIMEOUT negative", env: map[string]string{"WRITE_TIMEOUT": "-1s"},
+			want: []string{"WRITE_TIMEOUT", `"-1s"`, "a positive duration"}},
+		{name: "IDLE_TIMEOUT=0", env: map[string]string{"IDLE_TIMEOUT": "0"},
+			want: []string{"IDLE_TIMEOUT", `"0"`, "a positive duration"}},
+		{name: "MAX_HEADER_BYTES=512", env: map[string]string{"MAX_HEADER_BYTES": "512"},
+			want: []string{"MAX_HEADER_BYTES", `"512"`, "a size from 1KiB to 1MiB"}},
+		{name: "MAX_HEADER_BYTES=2MiB", env: map[string]string{"MAX_HEADER_BYTES": "2MiB"},
+			want: []string{"MAX_HEADER_BYTES", `"2MiB"`, "a size from 1KiB to 1MiB"}},
+		{name: "METRICS_PUBLIC=yes", env: map[string]string{"METRICS_PUBLIC": "yes"},
+			want: []string{"METRICS_PUBLIC", `"yes"`, "0 or 1"}},
+		{name: "METRICS_PUBLIC=true", env: map[string]string{"METRICS_PUBLIC": "true"},
+			want: []string{"METRICS_PUBLIC", `"true"`, "0 or 1"}},
+		// A token is a secret even when it is invalid: the error names
+		// the setting and what it accepts, never the value.
+		{name: "AUTH_TOKEN with a space", env: map[string]string{"AUTH_TOKEN": "open sesame"},
+			want: []string{"AUTH_TOKEN", "<redacted>", "visible ASCII"}, notWant: []string{"open", "sesame"}},
+		{name: "AUTH_TOKEN with a tab", env: map[string]string{"AUTH_TOKEN": "open\tsesame"},
+			want: []string{"AUTH_TOKEN", "<redacted>"}, notWant: []string{"open", "sesame"}},
+		{name: "AUTH_TOKEN not ASCII", env: map[string]string{"AUTH_TOKEN": "sésame"},
+			want: []string{"AUTH_TOKEN", "<redacted>"}, notWant: []string{"sésame", "s\\u00e9same", "s\\xc3"}},
+		{name: "-auth-token with a space", args: []string{"-auth-token", "open sesame"},
+			want: []string{"-auth-token", "<redacted>"}, notWant: []string{"open", "sesame", "AUTH_TOKEN"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := loadConfig(tc.args, envMap(tc.env), io.Discard)

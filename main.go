@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/fastingest/fastingest/ingest"
 	"github.com/fastingest/fastingest/server"
@@ -43,14 +46,21 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	tlsConfig, err := cfg.loadSecrets()
+	if err != nil {
+		fmt.Fprintln(stderr, "fastingest:", err)
+		return 2
+	}
 
 	store, health, err := newSink(cfg, log)
 	if err != nil {
 		log.Error("cannot start the sink", "sink", cfg.Sink, "err", err)
 		return 1
 	}
+	registry := metrics.NewSet() // what /metrics serves
 	dispatcher, err := ingest.New(ingest.Config{
-		MaxQueue: cfg.MaxQueue, MaxWorkers: cfg.MaxWorkers, Sink: store, Logger: log,
+		MaxQueue: cfg.MaxQueue, MaxWorkers: cfg.MaxWorkers, Sink: store,
+		EnqueueTimeout: cfg.EnqueueTimeout, Metrics: registry, Logger: log,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "fastingest:", err)
@@ -62,7 +72,10 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 	}
 	srv, err := server.New(server.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Ack: ack, AckTimeout: cfg.AckTimeout,
-		SinkHealth: health, Logger: log,
+		SinkHealth: health, QueueWait: dispatcher.RecentQueueWait, ReadyMaxQueueWait: cfg.ReadyMaxQueueWait,
+		MaxConns: cfg.MaxConns, MaxHeaderBytes: int(cfg.MaxHeaderBytes),
+		ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
+		AuthToken: cfg.AuthToken, MetricsPublic: cfg.MetricsPublic, Metrics: registry, Logger: log,
 	}, dispatcher)
 	if err != nil {
 		fmt.Fprintln(stderr, "fastingest:", err)
@@ -72,6 +85,9 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
 		return 1
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 
 	signals := make(chan os.Signal, 2)

@@ -444,13 +444,17 @@ type Stats struct {
 // the task is finished, or, with a deferred sink, until its Store returned
 // (the sink then holds the task, not the worker).
 func (d *Dispatcher) busyWorkers(completed, failed uint64) int {
-	// Whatever is subtracted is read before dispatched, so a task handed
-	// over in between is counted busy, never a finished one.
+	var busy int64
 	if d.deferred != nil {
 		returned := d.returned.Load()
-		return int(d.dispatched.Load() - returned)
+		busy = int64(d.dispatched.Load() - returned)
+	} else {
+		busy = int64(d.dispatched.Load() - completed - failed)
 	}
-	return int(d.dispatched.Load() - completed - failed)
+	// The counters are read one after the other while tasks move: tasks
+	// handed over after completed was read make the difference overshoot.
+	// No more workers than exist can be busy.
+	return int(min(max(busy, 0), int64(len(d.workers))))
 }
 
 // InFlight is the number of accepted parcels not yet completed or failed.
@@ -462,14 +466,11 @@ func (d *Dispatcher) Stats() Stats {
 	completed := d.completed.Load()
 	failed := d.failed.Load()
 	return Stats{
-		Completed: completed,
-		Failed:    failed,
-		Accepted:  d.accepted.Load(),
-		Queued:    len(d.queue),
-		QueueCap:  cap(d.queue),
-		// A task is busy from its hand-off until it completes or fails;
-		// dispatched is read last, so this never undercounts by a
-		// finished task, and briefly includes one being handed over.
+		Completed:   completed,
+		Failed:      failed,
+		Accepted:    d.accepted.Load(),
+		Queued:      len(d.queue),
+		QueueCap:    cap(d.queue),
 		BusyWorkers: d.busyWorkers(completed, failed),
 		Workers:     len(d.workers),
 	}

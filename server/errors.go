@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	json "github.com/goccy/go-json"
+	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
 
 	"github.com/fastingest/fastingest/ingest"
@@ -15,9 +17,10 @@ import (
 
 // httpError is an error that carries the status it is answered with.
 type httpError struct {
-	status int
-	msg    string
-	allow  string // Allow header for 405
+	status    int
+	msg       string
+	allow     string // Allow header for 405
+	challenge string // WWW-Authenticate header for 401
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -26,6 +29,8 @@ var (
 	errNotFound     = &httpError{status: fasthttp.StatusNotFound, msg: "not found: POST parcels to /"}
 	errDecoderPanic = &httpError{status: fasthttp.StatusInternalServerError, msg: "internal error while decoding the body; the request was not accepted, retry it"}
 	errShuttingDown = &httpError{status: fasthttp.StatusServiceUnavailable, msg: "shutting down, not accepting parcels"}
+	// errSinkUnavailable is wrapped with the sink's reason.
+	errSinkUnavailable = &httpError{status: fasthttp.StatusServiceUnavailable, msg: "the sink cannot store parcels now"}
 )
 
 func errMethodNotAllowed(allow string) error {
@@ -38,13 +43,25 @@ func statusOf(err error) (int, *httpError) {
 	var he *httpError
 	var de *ingest.DecodeError
 	var ns *ingest.NotStoredError
+	var full *ingest.QueueFullError
+	var large *ingest.TooLargeError
 	switch {
 	case errors.As(err, &he):
+		if err != error(he) { // wrapped with details: the message is the whole chain
+			return he.status, &httpError{msg: err.Error(), allow: he.allow, challenge: he.challenge}
+		}
 		return he.status, he
 	case errors.As(err, &de):
 		return fasthttp.StatusBadRequest, &httpError{msg: de.Msg}
 	case errors.Is(err, ingest.ErrClosed):
 		return errShuttingDown.status, errShuttingDown
+	case errors.As(err, &full):
+		return fasthttp.StatusServiceUnavailable, &httpError{
+			msg: full.Error() + " (ENQUEUE_TIMEOUT): nothing of the request was queued; retry later"}
+	case errors.As(err, &large):
+		return fasthttp.StatusRequestEntityTooLarge, &httpError{
+			msg: "the request has " + strconv.Itoa(large.Parcels) + " parcels, more than the queue can ever hold (MAX_QUEUE " +
+				strconv.Itoa(large.MaxQueue) + "); send smaller batches"}
 	case errors.As(err, &ns):
 		return fasthttp.StatusServiceUnavailable, &httpError{
 			msg: ns.Error() + " (ACK=persisted); retry the request: its parcels may then be stored twice, never lost"}
@@ -65,6 +82,9 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	if status == fasthttp.StatusServiceUnavailable {
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	}
+	if he.challenge != "" {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, he.challenge)
 	}
 	ctx.SetBody(errorBody(he.msg))
 
@@ -97,6 +117,7 @@ func errorBody(msg string) []byte {
 // handler answers 400 for a body over MaxRequestBodySize; the client needs to
 // know the body was too large (413), not malformed.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	defer func() { s.metrics.observeUnparsed(ctx.Response.StatusCode()) }()
 	var small *fasthttp.ErrSmallBuffer
 	// Not net.Error: some listeners' timeout errors (fasthttputil's) only
 	// have Timeout, and that is all fasthttp itself checks.
@@ -114,43 +135,115 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
-// checkContentHeaders refuses bodies the decoder cannot read: a Content-Type
-// that is not JSON (an absent one is taken as JSON, as the reference client
-// sends none) and any Content-Encoding but identity.
-func checkContentHeaders(h *fasthttp.RequestHeader) error {
-	if ct := h.ContentType(); len(ct) > 0 && !isJSONMediaType(ct) {
-		return &httpError{status: fasthttp.StatusUnsupportedMediaType,
-			msg: fmt.Sprintf("Content-Type %q is not JSON: send application/json (curl -d sends a form type unless given -H 'Content-Type: application/json')", ct)}
+// checkContentHeaders says how to read the request body, or refuses one the
+// server cannot read with a 415. Content-Type: JSON (an absent one is taken
+// as JSON, as the reference client sends none) or NDJSON. Content-Encoding:
+// at most one of gzip, deflate and zstd; "identity" entries change nothing
+// and are skipped. Codings applied on top of one another ("deflate, gzip")
+// are refused rather than undone in turn: no common client sends them, and
+// each layer would need its own bounded buffer.
+func checkContentHeaders(h *fasthttp.RequestHeader) (bodyFormat, error) {
+	var f bodyFormat
+	if ct := h.ContentType(); len(ct) > 0 {
+		switch {
+		case isJSONMediaType(ct):
+		case isNDJSONMediaType(ct):
+			f.ndjson = true
+		default:
+			return f, &httpError{status: fasthttp.StatusUnsupportedMediaType,
+				msg: fmt.Sprintf("Content-Type %q is not JSON: send application/json, or application/x-ndjson for one parcel per line (curl -d sends a form type unless given -H 'Content-Type: application/json')", ct)}
+		}
 	}
 	if len(h.ContentEncoding()) == 0 {
-		return nil // the usual case: no Content-Encoding header at all
+		return f, nil // the usual case: no Content-Encoding header at all
 	}
 	// Every Content-Encoding header, and every coding listed in each.
+	var first []byte
 	for _, values := range h.PeekAll(fasthttp.HeaderContentEncoding) {
-		for coding := range bytes.SplitSeq(values, []byte(",")) {
-			if coding = bytes.TrimSpace(coding); len(coding) > 0 && !bytes.EqualFold(coding, []byte("identity")) {
-				return &httpError{status: fasthttp.StatusUnsupportedMediaType,
-					msg: fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed", coding)}
+		for token := range bytes.SplitSeq(values, []byte(",")) {
+			token = bytes.TrimSpace(token)
+			if len(token) == 0 {
+				continue
+			}
+			c, ok := parseCoding(token)
+			switch {
+			case !ok:
+				return f, errUnsupportedCoding(token)
+			case c == codingIdentity:
+			case f.coding != codingIdentity:
+				return f, errStackedCodings(first, token)
+			default:
+				f.coding, first = c, token
 			}
 		}
 	}
-	return nil
+	return f, nil
+}
+
+func errUnsupportedCoding(token []byte) error {
+	return &httpError{status: fasthttp.StatusUnsupportedMediaType,
+		msg: fmt.Sprintf("unsupported Content-Encoding %q: send gzip, zstd, deflate or identity", token)}
+}
+
+func errStackedCodings(first, second []byte) error {
+	return &httpError{status: fasthttp.StatusUnsupportedMediaType,
+		msg: fmt.Sprintf("Content-Encoding applies %q then %q: only one coding is supported; compress the body once, with gzip, zstd or deflate", first, second)}
+}
+
+// errDecompressedTooLarge is the 413 for a body that inflates past
+// MAX_BODY_BYTES.
+func errDecompressedTooLarge(c coding, limit int) error {
+	return &httpError{status: fasthttp.StatusRequestEntityTooLarge,
+		msg: "decompressed body exceeds MAX_BODY_BYTES (" + strconv.Itoa(limit) +
+			" bytes): the limit applies to the body after Content-Encoding " + c.String() + " is undone; send smaller batches"}
+}
+
+// errCorruptBody is the 400 for a body that is not valid data of its
+// Content-Encoding.
+func errCorruptBody(c coding, err error) error {
+	switch {
+	case errors.Is(err, io.EOF):
+		err = io.ErrUnexpectedEOF // the body ended before the compressed data did
+	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		// The decoder reports a frame window over its limit with either.
+		err = fmt.Errorf("the zstd frame needs a window over %d MiB, more than RFC 9659 allows for HTTP", zstdMaxWindow>>20)
+	}
+	return &httpError{status: fasthttp.StatusBadRequest,
+		msg: fmt.Sprintf("cannot decompress the body as Content-Encoding %s says: %v", c, err)}
 }
 
 // isJSONMediaType reports whether a Content-Type value names JSON:
 // application/json or application/<something>+json, any parameters.
 func isJSONMediaType(ct []byte) bool {
+	sub, ok := applicationSubtype(ct)
+	return ok && (bytes.EqualFold(sub, []byte("json")) ||
+		(len(sub) > len("+json") && bytes.EqualFold(sub[len(sub)-len("+json"):], []byte("+json"))))
+}
+
+// isNDJSONMediaType reports whether a Content-Type value names
+// newline-delimited JSON, any parameters: application/x-ndjson (the usual
+// name, as in Elasticsearch's bulk API), application/ndjson (the same
+// without x-) and application/jsonl (JSON Lines, the same format under
+// another name). None is registered with IANA, so all three are taken.
+func isNDJSONMediaType(ct []byte) bool {
+	sub, ok := applicationSubtype(ct)
+	return ok && (bytes.EqualFold(sub, []byte("x-ndjson")) ||
+		bytes.EqualFold(sub, []byte("ndjson")) ||
+		bytes.EqualFold(sub, []byte("jsonl")))
+}
+
+// applicationSubtype returns the subtype of an application/... media type,
+// without parameters or spaces.
+func applicationSubtype(ct []byte) ([]byte, bool) {
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
 	ct = bytes.TrimSpace(ct)
 	const app = "application/"
 	if len(ct) <= len(app) || !bytes.EqualFold(ct[:len(app)], []byte(app)) {
-		return false
+		return nil, false
 	}
-	sub := ct[len(app):]
-	return bytes.EqualFold(sub, []byte("json")) ||
-		(len(sub) > len("+json") && bytes.EqualFold(sub[len(sub)-len("+json"):], []byte("+json")))
+	return ct[len(app):], true
 }
 
 // fasthttpLogger routes fasthttp's own messages (connection errors and the

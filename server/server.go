@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/fastingest/fastingest/ingest"
@@ -79,15 +80,32 @@ type Config struct {
 	// while it returns an error, /readyz answers 503 and so does POST /,
 	// taking nothing, rather than queueing parcels that cannot be written.
 	SinkHealth func() error
+	// QueueWait, when set with ReadyMaxQueueWait, reports how long
+	// requests have recently waited for queue room
+	// (ingest.Dispatcher.RecentQueueWait).
+	QueueWait func() time.Duration
+	// ReadyMaxQueueWait turns /readyz to 503 while QueueWait exceeds it
+	// (READY_MAX_QUEUE_WAIT), so that a load balancer sends new traffic
+	// elsewhere before clients here see 503s. Zero disables the check.
+	ReadyMaxQueueWait time.Duration
+	// MaxConns bounds the connections served at once (MAX_CONNS); more
+	// are answered 503 by fasthttp. Default 16384.
+	MaxConns int
+	// MaxHeaderBytes bounds a request's line and headers
+	// (MAX_HEADER_BYTES); larger get 431. Default 8 KiB.
+	MaxHeaderBytes int
+	// AuthToken, when not empty, is the bearer token POST / and /metrics
+	// require (AUTH_TOKEN); the health endpoints stay open.
+	AuthToken string
+	// MetricsPublic serves /metrics without the token (METRICS_PUBLIC).
+	MetricsPublic bool
+	// Metrics is where the server registers its metrics, and what
+	// /metrics writes (with the process metrics). Nil: a private set.
+	Metrics *metrics.Set
 	// Logger receives errors and, at debug level, a line per parcel. Nil
 	// discards everything.
 	Logger *slog.Logger
 }
-
-// maxConns bounds concurrent connections (fasthttp's default is 256K): each
-// holds buffers and possibly a body of up to MaxBodyBytes, so memory stays
-// bounded. Connections past it get 503 from fasthttp.
-const maxConns = 16384
 
 // Server serves the fastingest HTTP API on top of fasthttp.
 type Server struct {
@@ -117,6 +135,9 @@ type Server struct {
 
 	rejectLog *ratelog.Limiter // one "rejected request" line per interval
 	panicLog  *ratelog.Limiter // one "decoder panicked" line per interval
+
+	authToken []byte // AuthToken; empty: no authentication
+	metrics   *serverMetrics
 }
 
 // New builds a Server that submits parcels to queue. It warms the JSON
@@ -135,6 +156,17 @@ func New(cfg Config, queue Queue) (*Server, error) {
 	setDefault(&cfg.WriteTimeout, 30*time.Second)
 	setDefault(&cfg.IdleTimeout, 90*time.Second)
 	setDefault(&cfg.AckTimeout, 10*time.Second)
+	if cfg.MaxConns <= 0 {
+		// fasthttp's default is 256K: each connection holds buffers and
+		// possibly a body of up to MaxBodyBytes.
+		cfg.MaxConns = 16384
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 8 << 10
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -147,13 +179,18 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		decode:    (*ingest.Batch).Decode,
 		rejectLog: ratelog.New(10 * time.Second),
 		panicLog:  ratelog.New(10 * time.Second),
+		authToken: []byte(cfg.AuthToken),
 	}
+	s.metrics = newServerMetrics(cfg.Metrics, s)
 	s.fast = &fasthttp.Server{
-		Handler:                      s.handle,
-		ErrorHandler:                 s.handleParseError,
-		Name:                         "fastingest",
-		MaxRequestBodySize:           cfg.MaxBodyBytes,
-		Concurrency:                  maxConns,
+		Handler:            s.handle,
+		ErrorHandler:       s.handleParseError,
+		Name:               "fastingest",
+		MaxRequestBodySize: cfg.MaxBodyBytes,
+		Concurrency:        cfg.MaxConns,
+		// fasthttp reads a request's line and headers into this buffer
+		// and answers 431 when they do not fit.
+		ReadBufferSize:               cfg.MaxHeaderBytes,
 		ReadTimeout:                  cfg.ReadTimeout,
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
@@ -226,19 +263,37 @@ func (s *Server) Stats() Stats {
 // into a response.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	var err error
+	route := routeOther
 	switch string(ctx.Path()) {
 	case "/":
-		err = s.ingest(ctx)
+		route = routeIngest
+		if err = s.authorize(ctx); err == nil {
+			err = s.ingest(ctx)
+		}
 	case "/healthz":
+		route = routeHealthz
 		err = s.health(ctx, true)
 	case "/readyz":
+		route = routeReadyz
 		err = s.ready(ctx)
+	case "/metrics":
+		route = routeMetrics
+		if !s.cfg.MetricsPublic {
+			err = s.authorize(ctx)
+		}
+		if err == nil {
+			err = s.serveMetrics(ctx)
+		}
 	default:
 		err = errNotFound
 	}
 	if err != nil {
 		s.writeError(ctx, err)
+		if route == routeIngest { // not health probes: a load balancer's would inflate it
+			s.metrics.shed(err)
+		}
 	}
+	s.metrics.observe(ctx, route)
 }
 
 // ingest serves POST /: decode and validate the whole body, queue every
@@ -247,14 +302,15 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 	if !ctx.IsPost() {
 		return errMethodNotAllowed("POST")
 	}
-	if err := checkContentHeaders(&ctx.Request.Header); err != nil {
+	format, err := checkContentHeaders(&ctx.Request.Header)
+	if err != nil {
 		return err
 	}
 	if err := s.sinkHealth(); err != nil {
 		return err
 	}
 	b := ingest.AcquireBatch()
-	if err := s.decodeRecovering(b, ctx.PostBody()); err != nil {
+	if err := s.decodeBody(b, &ctx.Request, format); err != nil {
 		ingest.ReleaseBatch(b)
 		return err
 	}
@@ -301,8 +357,7 @@ func (s *Server) sinkHealth() error {
 		return nil
 	}
 	if err := s.cfg.SinkHealth(); err != nil {
-		return &httpError{status: fasthttp.StatusServiceUnavailable,
-			msg: "the sink cannot store parcels now (" + err.Error() + "); nothing was accepted, retry later"}
+		return fmt.Errorf("%w (%v); nothing was accepted, retry later", errSinkUnavailable, err)
 	}
 	return nil
 }
@@ -310,18 +365,8 @@ func (s *Server) sinkHealth() error {
 // decodeRecovering decodes body, turning a decoder panic into errDecoderPanic:
 // go-json has had panics on crafted sequences of malformed inputs
 // (goccy/go-json#604), and one hostile client must not stop the server.
-func (s *Server) decodeRecovering(b *ingest.Batch, body []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.decoderPanics.Add(1)
-			if ok, suppressed := s.panicLog.Allow(); ok {
-				s.log.Error("JSON decoder panicked; request answered 500, server keeps serving",
-					"panic", fmt.Sprint(r), "body_bytes", len(body), "suppressed_since_last", suppressed)
-			}
-			err = errDecoderPanic
-		}
-	}()
-	return s.decode(b, body)
+func (s *Server) decodeRecovering(b *ingest.Batch, body []byte) error {
+	return s.recoverDecode(s.decode, b, body)
 }
 
 // ready answers /readyz: 503 while shutting down or while the sink cannot
@@ -330,11 +375,18 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) error {
 	if s.draining.Load() {
 		return s.health(ctx, false)
 	}
+	if !ctx.IsGet() && !ctx.IsHead() {
+		return errMethodNotAllowed("GET, HEAD")
+	}
 	if err := s.sinkHealth(); err != nil {
-		if !ctx.IsGet() && !ctx.IsHead() {
-			return errMethodNotAllowed("GET, HEAD")
-		}
 		return err
+	}
+	if max := s.cfg.ReadyMaxQueueWait; max > 0 && s.cfg.QueueWait != nil {
+		if waited := s.cfg.QueueWait(); waited > max {
+			return &httpError{status: fasthttp.StatusServiceUnavailable,
+				msg: "requests wait " + waited.Round(time.Millisecond).String() +
+					" for queue room, more than READY_MAX_QUEUE_WAIT " + max.String() + "; send new traffic elsewhere"}
+		}
 	}
 	return s.health(ctx, true)
 }

@@ -1,0 +1,308 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+	"github.com/valyala/fasthttp"
+
+	"github.com/fastingest/fastingest/ingest"
+)
+
+// coding is a request body's Content-Encoding. klauspost/compress decodes
+// all three compressed ones: its inflate is faster than the standard
+// library's, its readers reset without allocating, and the standard library
+// has no zstd.
+type coding uint8
+
+const (
+	codingIdentity coding = iota // no Content-Encoding, or only "identity"
+	codingGzip                   // "gzip" (or its alias "x-gzip"), RFC 1952
+	codingDeflate                // "deflate": zlib (RFC 1950), or raw RFC 1951 without the zlib header
+	codingZstd                   // "zstd", RFC 8878
+)
+
+// String returns the coding's Content-Encoding token.
+func (c coding) String() string {
+	switch c {
+	case codingGzip:
+		return "gzip"
+	case codingDeflate:
+		return "deflate"
+	case codingZstd:
+		return "zstd"
+	default:
+		return "identity"
+	}
+}
+
+// parseCoding maps one Content-Encoding token, compared case-insensitively
+// as RFC 9110 §8.4.1 asks, to a coding.
+func parseCoding(token []byte) (coding, bool) {
+	switch {
+	case bytes.EqualFold(token, []byte("identity")):
+		return codingIdentity, true
+	case bytes.EqualFold(token, []byte("gzip")), bytes.EqualFold(token, []byte("x-gzip")):
+		return codingGzip, true // RFC 9110 §8.4.1.3: x-gzip is gzip
+	case bytes.EqualFold(token, []byte("deflate")):
+		return codingDeflate, true
+	case bytes.EqualFold(token, []byte("zstd")):
+		return codingZstd, true
+	}
+	return codingIdentity, false
+}
+
+// bodyFormat is how a request body is read: undo its content coding, then
+// decode it as one JSON object or as NDJSON.
+type bodyFormat struct {
+	coding coding
+	ndjson bool
+}
+
+// zstdMaxWindow bounds the window a zstd frame may ask for, and with it the
+// history buffer a streaming decoder allocates for it. 8 MiB is what
+// RFC 9659 sets for the "zstd" content coding (encoders must not exceed it;
+// zstd's own levels up to 19 stay within it); larger windows get 400.
+const zstdMaxWindow = 8 << 20
+
+// Decompressed bodies start in a buffer of at least this size, and buffers
+// past maxPooledBodyBytes are dropped rather than pooled, as ingest does
+// with batches, so that one large body does not pin its memory.
+const (
+	minBodyBuffer      = 4 << 10
+	maxPooledBodyBytes = 64 << 10
+)
+
+// bodyReader undoes a request's content coding into a buffer of its own. It
+// is pooled with its decoders, which are costly to make (a zstd decoder
+// allocates tens of kilobytes of tables, a flate one its 32 KiB window) and
+// cheap to reset: in the steady state a compressed request allocates nothing
+// here.
+type bodyReader struct {
+	src bytes.Reader  // the compressed body; an io.ByteReader, so no decoder adds a bufio.Reader
+	buf []byte        // the decompressed body
+	gz  gzip.Reader   // usable from its zero value: Reset makes its flate reader
+	zl  io.ReadCloser // zlib, made on first use
+	fl  io.ReadCloser // raw flate, made on first use
+	zs  *zstd.Decoder // made on first use
+}
+
+var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
+
+func getBodyReader() *bodyReader { return bodyReaderPool.Get().(*bodyReader) }
+
+// putBodyReader returns r to the pool. The request body it read is not
+// referenced any more; a decompressed buffer too large to keep is dropped.
+func putBodyReader(r *bodyReader) {
+	r.reset()
+	bodyReaderPool.Put(r)
+}
+
+func (r *bodyReader) reset() {
+	r.src.Reset(nil)
+	if cap(r.buf) > maxPooledBodyBytes {
+		r.buf = nil
+	}
+	r.buf = r.buf[:0]
+}
+
+// errTrailingData is returned when bytes follow the end of a deflate stream.
+var errTrailingData = errors.New("data after the end of the compressed stream")
+
+// errNoProgress guards the read loop against a decoder that returns no data
+// and no error for ever.
+var errNoProgress = errors.New("the decoder made no progress")
+
+// decompress undoes coding c on body and returns the decompressed body,
+// which is valid until r is put back in the pool. It reads at most limit+1
+// decompressed bytes: a body that inflates past limit is refused with a 413
+// as soon as that is known, however far it would have gone on: a
+// decompression bomb costs about 2 × limit bytes of allocations and the
+// time to inflate limit bytes. (CVE-2024-36129: the OpenTelemetry collector
+// bounded the compressed body but not what it inflated to.) Corrupt or
+// truncated data gets a 400 naming the coding.
+func (r *bodyReader) decompress(c coding, body []byte, limit int) ([]byte, error) {
+	if len(body) == 0 {
+		return nil, errCorruptBody(c, io.ErrUnexpectedEOF)
+	}
+	r.src.Reset(body)
+	var dec io.Reader
+	switch c {
+	case codingGzip:
+		// Reset reads the header; multistream (the default) reads
+		// concatenated members as one body, as gzip -d does, and
+		// refuses anything after the last one as a bad header.
+		if err := r.gz.Reset(&r.src); err != nil {
+			return nil, errCorruptBody(c, err)
+		}
+		dec = &r.gz
+	case codingDeflate:
+		// RFC 9110 says "deflate" is the zlib format, but some clients
+		// have always sent raw deflate; like browsers, take a body whose
+		// first two bytes are not a zlib header as raw deflate. A raw
+		// stream whose first bytes happen to form a zlib header then
+		// fails the zlib checksum: a 400, never a wrong body.
+		var err error
+		if isZlibHeader(body) {
+			if r.zl == nil {
+				r.zl, err = zlib.NewReader(&r.src)
+			} else {
+				err = r.zl.(zlib.Resetter).Reset(&r.src, nil)
+			}
+			dec = r.zl
+		} else {
+			if r.fl == nil {
+				r.fl = flate.NewReader(&r.src)
+			} else {
+				err = r.fl.(flate.Resetter).Reset(&r.src, nil)
+			}
+			dec = r.fl
+		}
+		if err != nil {
+			return nil, errCorruptBody(c, err)
+		}
+	case codingZstd:
+		// A frame that declares its size says at once whether the
+		// body fits.
+		var h zstd.Header
+		if h.Decode(body) == nil && h.HasFCS && h.FrameContentSize > uint64(limit) {
+			return nil, errDecompressedTooLarge(c, limit)
+		}
+		if r.zs == nil {
+			zs, err := zstd.NewReader(nil,
+				// One synchronous decoder, no goroutines: the
+				// request's own goroutine does the work, and a
+				// pooled decoder that the GC drops leaks nothing.
+				zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxWindow(zstdMaxWindow),
+				// Never decode a whole in-memory input at once
+				// (the default for inputs under 128 KiB): that
+				// would inflate it all before we could count.
+				zstd.WithDecodeBuffersBelow(0),
+			)
+			if err != nil {
+				return nil, fmt.Errorf("cannot make a zstd decoder: %w", err)
+			}
+			r.zs = zs
+		}
+		if err := r.zs.Reset(&r.src); err != nil {
+			return nil, errCorruptBody(c, err)
+		}
+		dec = r.zs
+	default:
+		return body, nil
+	}
+
+	out, err := readLimited(dec, r.buf[:0], limit)
+	r.buf = out[:0] // keep the grown buffer for the next request
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return nil, errDecompressedTooLarge(c, limit)
+	case err != nil:
+		return nil, errCorruptBody(c, err)
+	case c == codingDeflate && r.src.Len() > 0:
+		// gzip and zstd refuse trailing bytes themselves (as a bad
+		// header or frame); zlib and flate stop at the stream's end.
+		return nil, errCorruptBody(c, errTrailingData)
+	}
+	return out, nil
+}
+
+// isZlibHeader reports whether b starts with an RFC 1950 header: method 8
+// (deflate), a window of at most 32 KiB, and a check value that makes the
+// first two bytes a multiple of 31.
+func isZlibHeader(b []byte) bool {
+	return len(b) >= 2 && b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
+}
+
+// errBodyTooLarge is readLimited's "more than limit bytes".
+var errBodyTooLarge = errors.New("body too large")
+
+// readLimited appends what dec produces to buf until dec ends, and returns
+// errBodyTooLarge as soon as that is more than limit bytes. buf grows by
+// doubling up to limit+1 bytes, so memory follows the real body size: a
+// bomb costs at most about 2 × limit of allocations in all, whatever the
+// compressed data claims.
+func readLimited(dec io.Reader, buf []byte, limit int) ([]byte, error) {
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, min(limit+1, minBodyBuffer))
+	}
+	for zeros := 0; ; {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return buf, errBodyTooLarge
+			}
+			size := 2 * cap(buf)
+			if size >= limit {
+				size = limit + 1 // not limit: a full buffer would then grow once more
+			}
+			grown := make([]byte, len(buf), size)
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := dec.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf, errBodyTooLarge
+		}
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, err
+		case n == 0:
+			if zeros++; zeros > 100 {
+				return buf, errNoProgress
+			}
+		default:
+			zeros = 0
+		}
+	}
+}
+
+// decodeBody undoes the request body's content coding and decodes it into
+// b as format f says, whole or not at all. Decoder panics are recovered
+// (see decodeRecovering) for both JSON and NDJSON.
+func (s *Server) decodeBody(b *ingest.Batch, req *fasthttp.Request, f bodyFormat) error {
+	body := req.Body()
+	if f.coding == codingIdentity && !f.ndjson {
+		return s.decodeRecovering(b, body) // the usual request: nothing more to do
+	}
+	var r *bodyReader
+	if f.coding != codingIdentity {
+		r = getBodyReader()
+		defer putBodyReader(r) // Decode copies what it keeps
+		var err error
+		if body, err = r.decompress(f.coding, body, s.cfg.MaxBodyBytes); err != nil {
+			return err
+		}
+	}
+	if f.ndjson {
+		return s.recoverDecode((*ingest.Batch).DecodeNDJSON, b, body)
+	}
+	return s.decodeRecovering(b, body)
+}
+
+// recoverDecode is decodeRecovering for a decoder given as an argument, so
+// that NDJSON bodies, and tests, can use it: a panic becomes
+// errDecoderPanic, counted and logged at most once per interval.
+func (s *Server) recoverDecode(decode func(*ingest.Batch, []byte) error, b *ingest.Batch, body []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.decoderPanics.Add(1)
+			if ok, suppressed := s.panicLog.Allow(); ok {
+				s.log.Error("JSON decoder panicked; request answered 500, server keeps serving",
+					"panic", fmt.Sprint(r), "body_bytes", len(body), "suppressed_since_last", suppressed)
+			}
+			err = errDecoderPanic
+		}
+	}()
+	return decode(b, body)
+}
