@@ -3,14 +3,12 @@ package server
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/fastingest/fastingest/ingest"
 )
@@ -20,41 +18,10 @@ import (
 // is set when sink is a *recordingSink.
 func startConfiguredEnv(t *testing.T, cfg Config, sink ingest.Sink, maxWorkers int) *testEnv {
 	t.Helper()
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = testMaxBody
-	}
-	disp, err := ingest.New(ingest.Config{MaxQueue: 64, MaxWorkers: maxWorkers, Sink: sink})
-	if err != nil {
-		t.Fatalf("ingest.New: %v", err)
-	}
-	disp.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := disp.Shutdown(ctx); err != nil {
-			t.Errorf("dispatcher Shutdown: %v", err)
-		}
-	})
-	srv, err := New(cfg, disp)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ln := fasthttputil.NewInmemoryListener()
-	env := &testEnv{
-		srv:  srv,
-		disp: disp,
-		ln:   ln,
-		client: &fasthttp.HostClient{
-			Addr: "fastingest.test",
-			Dial: func(string) (net.Conn, error) { return ln.Dial() },
-		},
-		served: make(chan error, 1),
-	}
-	env.sink, _ = sink.(*recordingSink)
-	go func() { env.served <- srv.Serve(ln) }()
-	t.Cleanup(func() { env.stop(t) })
-	env.waitReady(t)
-	return env
+	return startTunedEnv(t, tunedOptions{
+		ingest: ingest.Config{MaxQueue: 64, MaxWorkers: maxWorkers, Sink: sink},
+		server: cfg,
+	}).testEnv
 }
 
 // answer is the outcome of a request sent by postAsync.

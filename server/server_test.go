@@ -141,50 +141,14 @@ type testEnv struct {
 	stopOnce sync.Once
 }
 
-// startEnv starts a dispatcher and a server on an in-memory listener, waits
-// until GET /healthz answers 200, and shuts both down when the test ends.
+// startEnv starts a dispatcher with a recording sink and a server on an
+// in-memory listener, waits until GET /healthz answers 200, and shuts both
+// down when the test ends (see startTunedEnv for other configurations).
 func startEnv(t *testing.T, opts envOptions) *testEnv {
 	t.Helper()
-	if opts.maxQueue == 0 {
-		opts.maxQueue = 64
-	}
-	if opts.maxWorkers == 0 {
-		opts.maxWorkers = 4
-	}
-	sink := &recordingSink{release: opts.release}
-	disp, err := ingest.New(ingest.Config{MaxQueue: opts.maxQueue, MaxWorkers: opts.maxWorkers, Sink: sink})
-	if err != nil {
-		t.Fatalf("ingest.New: %v", err)
-	}
-	disp.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := disp.Shutdown(ctx); err != nil {
-			t.Errorf("dispatcher Shutdown: %v", err)
-		}
-	})
-
-	srv, err := New(Config{MaxBodyBytes: testMaxBody}, disp)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ln := fasthttputil.NewInmemoryListener()
-	env := &testEnv{
-		srv:  srv,
-		disp: disp,
-		sink: sink,
-		ln:   ln,
-		client: &fasthttp.HostClient{
-			Addr: "fastingest.test",
-			Dial: func(string) (net.Conn, error) { return ln.Dial() },
-		},
-		served: make(chan error, 1),
-	}
-	go func() { env.served <- srv.Serve(ln) }()
-	t.Cleanup(func() { env.stop(t) })
-	env.waitReady(t)
-	return env
+	return startTunedEnv(t, tunedOptions{ingest: ingest.Config{
+		MaxQueue: opts.maxQueue, MaxWorkers: opts.maxWorkers, Sink: &recordingSink{release: opts.release},
+	}}).testEnv
 }
 
 // waitReady polls GET /healthz until it answers 200.
