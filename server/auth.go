@@ -9,7 +9,7 @@ import (
 
 var (
 	errNoToken = &httpError{status: fasthttp.StatusUnauthorized,
-		msg: "authentication required: send Authorization: Bearer <token>", challenge: `Bearer realm="fastingest"`}
+		msg: "authentication required: send the bearer token as Authorization: Bearer TOKEN", challenge: `Bearer realm="fastingest"`}
 	errBadToken = &httpError{status: fasthttp.StatusUnauthorized,
 		msg: "invalid bearer token", challenge: `Bearer realm="fastingest", error="invalid_token"`}
 )

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -117,6 +118,14 @@ func errorBody(msg string) []byte {
 // handler answers 400 for a body over MaxRequestBodySize; the client needs to
 // know the body was too large (413), not malformed.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	var plain tls.RecordHeaderError
+	if errors.As(err, &plain) && plain.Conn != nil {
+		// Plain HTTP sent to the TLS port: no TLS connection exists to
+		// answer on, so say so in plain text, as net/http does, and
+		// count it as nothing else: it never was a request.
+		_, _ = io.WriteString(plain.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		return
+	}
 	defer func() { s.metrics.observeUnparsed(ctx.Response.StatusCode()) }()
 	var small *fasthttp.ErrSmallBuffer
 	// Not net.Error: some listeners' timeout errors (fasthttputil's) only

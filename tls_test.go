@@ -1,0 +1,385 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSignedCert writes a self-signed ECDSA certificate for 127.0.0.1 and
+// its key as PEM files in a temporary directory, and returns their paths
+// and a pool that trusts the certificate.
+func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "fastingest test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true, // its own issuer, so that RootCAs can hold it
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func writePEM(t *testing.T, path, blockType string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// randomToken returns a bearer token no log line can contain by chance.
+func randomToken(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "tok-" + hex.EncodeToString(b)
+}
+
+// waitReadyTLS is waitReady over HTTPS: the startup line, then GET
+// /healthz answering 200 through client.
+func (p *process) waitReadyTLS(client *http.Client) string {
+	p.t.Helper()
+	deadline := time.After(startTimeout)
+	var addr string
+	select {
+	case addr = <-p.listening:
+	case <-p.exited:
+		p.t.Fatalf("fastingest exited with code %d before it was listening", p.cmd.ProcessState.ExitCode())
+	case <-deadline:
+		p.t.Fatalf("no %q line after %v", "fastingest listening", startTimeout)
+	}
+	if addr == "" {
+		p.t.Fatalf("startup line has no listen= address")
+	}
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		resp, err := client.Get("https://" + addr + "/healthz")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+		select {
+		case <-poll.C:
+		case <-p.exited:
+			p.t.Fatalf("fastingest exited with code %d before https /healthz answered 200", p.cmd.ProcessState.ExitCode())
+		case <-deadline:
+			p.t.Fatalf("GET https /healthz not 200 after %v: last error %v", startTimeout, err)
+		}
+	}
+}
+
+// do sends one request and returns the response with its body read.
+func do(t *testing.T, client *http.Client, method, url, token, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the response: %v", method, url, err)
+	}
+	return resp, string(b)
+}
+
+// The binary with TLS_CERT/TLS_KEY and AUTH_TOKEN_FILE serves HTTPS only,
+// wants the token (without the file's newline) on POST / and /metrics but
+// not on /healthz, never writes the token to its log, and drains cleanly.
+func TestTLSAndAuthTokenFile(t *testing.T) {
+	certFile, keyFile, pool := selfSignedCert(t)
+	token := randomToken(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcess(t, map[string]string{
+		"ADDR": "127.0.0.1:0", "SINK": "null", "SHUTDOWN_TIMEOUT": "10s",
+		"TLS_CERT": certFile, "TLS_KEY": keyFile, "AUTH_TOKEN_FILE": tokenFile,
+	})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: httpTimeout}
+	addr := p.waitReadyTLS(client)
+	base := "https://" + addr
+
+	t.Run("POST with token", func(t *testing.T) {
+		resp, body := do(t, client, "POST", base+"/", token, referencePayload())
+		if resp.StatusCode != http.StatusAccepted || body != `{"accepted":9}` {
+			t.Errorf("POST / with the token = %d %s; want 202 {\"accepted\":9}", resp.StatusCode, body)
+		}
+		if resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
+			t.Errorf("POST / connection state %+v; want TLS 1.2 or later", resp.TLS)
+		}
+	})
+	t.Run("POST without token", func(t *testing.T) {
+		resp, body := do(t, client, "POST", base+"/", "", referencePayload())
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST / without a token = %d %s; want 401", resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
+			t.Errorf("WWW-Authenticate = %q; want a Bearer challenge", got)
+		}
+	})
+	t.Run("POST with wrong token", func(t *testing.T) {
+		resp, body := do(t, client, "POST", base+"/", token+"x", referencePayload())
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST / with a wrong token = %d %s; want 401", resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, "invalid_token") {
+			t.Errorf("WWW-Authenticate = %q; want error=\"invalid_token\"", got)
+		}
+	})
+	t.Run("plain HTTP", func(t *testing.T) {
+		plain := newClient(t)
+		req, err := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(referencePayload()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := plain.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusAccepted {
+				t.Errorf("plain HTTP POST / to the TLS port = 202; want no answer, or an error")
+			}
+		}
+	})
+	t.Run("TLS 1.1", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+		if err == nil {
+			conn.Close()
+			t.Errorf("TLS 1.1 handshake succeeded; want it refused (TLS 1.2 or later)")
+		}
+	})
+	t.Run("healthz without token", func(t *testing.T) {
+		if resp, body := do(t, client, "GET", base+"/healthz", "", ""); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /healthz = %d %s; want 200", resp.StatusCode, body)
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		resp, body := do(t, client, "GET", base+"/metrics", "", "")
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET /metrics without a token = %d; want 401", resp.StatusCode)
+		}
+		if strings.Contains(body, "fastingest_parcels_accepted_total") {
+			t.Errorf("GET /metrics without a token leaked metrics: %q", body)
+		}
+		resp, body = do(t, client, "GET", base+"/metrics", token, "")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /metrics with the token = %d %s; want 200", resp.StatusCode, body)
+		}
+		if !hasLine(body, "fastingest_parcels_accepted_total 9") {
+			t.Errorf("GET /metrics has no line %q:\n%s", "fastingest_parcels_accepted_total 9", body)
+		}
+	})
+
+	code, log := p.stop()
+	if code != 0 {
+		t.Errorf("exit code = %d; want 0", code)
+	}
+	if len(log) == 0 {
+		t.Fatal("fastingest wrote nothing to stderr")
+	}
+	wantContains(t, "startup line", log[0], `msg="fastingest listening"`, " tls=true", " auth=true")
+	for i, line := range log {
+		if strings.Contains(line, token) {
+			t.Errorf("log line %d contains the token: %q", i+1, line)
+		}
+	}
+	wantContains(t, "last log line", lastLine(t, log),
+		`msg="shutdown complete"`, "accepted=9 completed=9", "failed=0", "not_completed=0", "requests_accepted=1")
+}
+
+// hasLine reports whether text has line as one of its lines.
+func hasLine(text, line string) bool {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		if sc.Text() == line {
+			return true
+		}
+	}
+	return false
+}
+
+// Secrets and TLS files fastingest cannot use stop it at startup with exit
+// code 2 and a message naming the settings, never showing a token.
+func TestSecretsConfigExits2(t *testing.T) {
+	certFile, keyFile, _ := selfSignedCert(t)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("file-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emptyFile := filepath.Join(dir, "empty")
+	if err := os.WriteFile(emptyFile, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	const spaced = "two words"
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		want    []string // in stderr
+		notWant []string
+	}{
+		{"TLS_CERT without TLS_KEY", map[string]string{"TLS_CERT": certFile},
+			[]string{"TLS_CERT", "TLS_KEY"}, nil},
+		{"TLS_KEY without TLS_CERT", map[string]string{"TLS_KEY": keyFile},
+			[]string{"TLS_CERT", "TLS_KEY"}, nil},
+		{"unreadable TLS_CERT", map[string]string{"TLS_CERT": missing, "TLS_KEY": keyFile},
+			[]string{"TLS_CERT", "missing.pem"}, nil},
+		{"TLS_KEY not a key", map[string]string{"TLS_CERT": certFile, "TLS_KEY": tokenFile},
+			[]string{"TLS_KEY"}, nil},
+		{"AUTH_TOKEN and AUTH_TOKEN_FILE", map[string]string{"AUTH_TOKEN": "env-token", "AUTH_TOKEN_FILE": tokenFile},
+			[]string{"AUTH_TOKEN", "AUTH_TOKEN_FILE"}, []string{"env-token", "file-token"}},
+		{"AUTH_TOKEN with a space", map[string]string{"AUTH_TOKEN": spaced},
+			[]string{"AUTH_TOKEN", "<redacted>", "visible ASCII"}, []string{spaced}},
+		{"unreadable AUTH_TOKEN_FILE", map[string]string{"AUTH_TOKEN_FILE": missing},
+			[]string{"AUTH_TOKEN_FILE", "missing.pem"}, nil},
+		{"empty AUTH_TOKEN_FILE", map[string]string{"AUTH_TOKEN_FILE": emptyFile},
+			[]string{"AUTH_TOKEN_FILE"}, nil},
+		{"METRICS_PUBLIC=yes", map[string]string{"METRICS_PUBLIC": "yes"},
+			[]string{"METRICS_PUBLIC", `"yes"`, "0 or 1"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"ADDR": "127.0.0.1:0", "SINK": "null"} // if it started anyway
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			p := startProcess(t, env)
+			code, log := p.wait()
+			if code != 2 {
+				t.Errorf("exit code = %d; want 2", code)
+			}
+			stderr := strings.Join(log, "\n")
+			wantContains(t, "stderr", stderr, tc.want...)
+			for _, s := range tc.notWant {
+				if strings.Contains(stderr, s) {
+					t.Errorf("stderr = %q; want it not to contain %q", stderr, s)
+				}
+			}
+		})
+	}
+}
+
+// loadSecrets reads the token file, trimming the newline editors and
+// echo add, refuses a file whose content is not one token without showing
+// it, and builds a TLS configuration of TLS 1.2 or later.
+func TestLoadSecrets(t *testing.T) {
+	certFile, keyFile, _ := selfSignedCert(t)
+	dir := t.TempDir()
+	file := func(content string) string {
+		f, err := os.CreateTemp(dir, "token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(content); err != nil {
+			t.Fatal(err)
+		}
+		return f.Name()
+	}
+	for _, tc := range []struct {
+		name      string
+		content   string
+		wantToken string // "": an error
+	}{
+		{"no newline", "tok", "tok"},
+		{"newline", "tok\n", "tok"},
+		{"CRLF", "tok\r\n", "tok"},
+		{"blank lines after", "tok\n\n", "tok"},
+		{"two lines", "tok\nother\n", ""},
+		{"space inside", "two words\n", ""},
+		{"only a newline", "\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := config{AuthTokenFile: file(tc.content)}
+			_, err := c.loadSecrets()
+			switch {
+			case tc.wantToken == "" && err == nil:
+				t.Fatalf("loadSecrets() with a token file holding %q = nil error, token %q; want an error", tc.content, c.AuthToken)
+			case tc.wantToken == "":
+				if tc.content != "\n" && strings.Contains(err.Error(), strings.TrimSpace(tc.content)) {
+					t.Errorf("error %q shows the file's content", err)
+				}
+			case err != nil:
+				t.Fatalf("loadSecrets() with a token file holding %q: %v", tc.content, err)
+			case c.AuthToken != tc.wantToken:
+				t.Errorf("token from a file holding %q = %q; want %q", tc.content, c.AuthToken, tc.wantToken)
+			}
+		})
+	}
+
+	c := config{TLSCert: certFile, TLSKey: keyFile}
+	tlsConfig, err := c.loadSecrets()
+	if err != nil {
+		t.Fatalf("loadSecrets() with a valid certificate: %v", err)
+	}
+	if tlsConfig == nil || len(tlsConfig.Certificates) != 1 || tlsConfig.MinVersion < tls.VersionTLS12 {
+		t.Errorf("TLS config = %+v; want one certificate and MinVersion TLS 1.2 or later", tlsConfig)
+	}
+	if tlsConfig, err := (&config{}).loadSecrets(); tlsConfig != nil || err != nil {
+		t.Errorf("loadSecrets() without TLS settings = %v, %v; want nil, nil", tlsConfig, err)
+	}
+}
