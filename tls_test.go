@@ -198,11 +198,13 @@ func TestTLSAndAuthTokenFile(t *testing.T) {
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := plain.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusAccepted {
-				t.Errorf("plain HTTP POST / to the TLS port = 202; want no answer, or an error")
-			}
+		if err != nil {
+			t.Fatalf("plain HTTP POST / to the TLS port: %v; want a plain-text 400 saying to use HTTPS", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "HTTPS") {
+			t.Errorf("plain HTTP POST / to the TLS port = %d %q; want 400 saying to use HTTPS", resp.StatusCode, body)
 		}
 	})
 	t.Run("TLS 1.1", func(t *testing.T) {
