@@ -12,6 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/fastingest/fastingest/internal/histogram"
 	"github.com/fastingest/fastingest/internal/ratelog"
 )
 
@@ -94,8 +95,8 @@ type Dispatcher struct {
 	workersWG    sync.WaitGroup
 	done         chan struct{} // closed when the dispatcher and all workers have exited
 
-	queueWait    *metrics.PrometheusHistogram // seconds each request waited for room
-	sinkLatency  *metrics.PrometheusHistogram // Store to finish, sampled
+	queueWait    *histogram.Histogram // how long each request waited for room
+	sinkLatency  *histogram.Histogram // Store to finish, sampled
 	waitMu       sync.Mutex
 	recentWait   time.Duration // longest wait that ended at recentWaitAt
 	recentWaitAt time.Time
@@ -169,9 +170,12 @@ func (d *Dispatcher) Start() {
 func (d *Dispatcher) run() {
 	defer close(d.done)
 	ready := make([]chan Task, 0, cap(d.pool)) // task channels of ready workers, newest last
+	var freed int64                            // queue places taken off and not yet given back
 	for {
 		ready = d.collectReady(ready)
 		if len(ready) == 0 {
+			d.room.release(freed) // before blocking: nobody waits on places we hold
+			freed = 0
 			// Take a ready worker before a task, so that a task is
 			// never held outside the queue waiting for someone to run it.
 			ready = append(ready, <-d.pool)
@@ -180,7 +184,13 @@ func (d *Dispatcher) run() {
 		if !ok {
 			break
 		}
-		d.room.release(1)
+		// Places are given back in batches, not one atomic operation
+		// per task: at the latest when the queue is empty, before the
+		// next receive could block.
+		if freed++; freed >= 16 || len(d.queue) == 0 {
+			d.room.release(freed)
+			freed = 0
+		}
 		worker := ready[len(ready)-1]
 		ready = ready[:len(ready)-1]
 		// Counted here, once per task, rather than by the worker on
@@ -307,13 +317,13 @@ func (d *Dispatcher) submit(received time.Time, b *Batch, wait bool) error {
 // reserve takes room in the queue for n tasks, recording how long it waited.
 func (d *Dispatcher) reserve(n int) error {
 	if d.room.tryReserve(int64(n)) {
-		d.queueWait.Update(0)
+		d.queueWait.Observe(0)
 		return nil
 	}
 	start := time.Now()
 	err := d.room.reserve(int64(n), d.timeout, nil)
 	waited := time.Since(start)
-	d.queueWait.Update(waited.Seconds())
+	d.queueWait.Observe(waited)
 	d.noteWait(waited)
 	if err != nil {
 		return &QueueFullError{Parcels: n, Timeout: d.timeout}
@@ -352,7 +362,7 @@ func (d *Dispatcher) RecentQueueWait() time.Duration {
 // finishTask counts the outcome of a task and lets its batch go.
 func (d *Dispatcher) finishTask(t Task, err error) {
 	if t.storeStart != 0 {
-		d.sinkLatency.Update(time.Duration(monotonic() - t.storeStart).Seconds())
+		d.sinkLatency.Observe(time.Duration(monotonic() - t.storeStart))
 	}
 	if err != nil {
 		d.failed.Add(1)

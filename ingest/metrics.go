@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/fastingest/fastingest/internal/histogram"
 )
 
 // sinkLatencySample: one task in this many has its sink latency measured.
@@ -21,8 +23,14 @@ var epoch = time.Now()
 // in practice.
 func monotonic() int64 { return int64(time.Since(epoch)) + 1 }
 
-// Latency buckets, in seconds: 100 µs to 10 s.
-var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+// latencyBuckets: 100 µs to 10 s.
+var latencyBuckets = []time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
 
 // registerMetrics creates the dispatcher's histograms in set (a private
 // set when nil) and has set write the figures of one Stats snapshot per
@@ -32,9 +40,13 @@ func (d *Dispatcher) registerMetrics(set *metrics.Set) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	d.queueWait = set.NewPrometheusHistogramExt("fastingest_queue_wait_seconds", latencyBuckets)
-	d.sinkLatency = set.NewPrometheusHistogramExt("fastingest_sink_latency_seconds", latencyBuckets)
+	d.queueWait = histogram.New("fastingest_queue_wait_seconds", "", latencyBuckets...)
+	d.sinkLatency = histogram.New("fastingest_sink_latency_seconds", "", latencyBuckets...)
 	set.RegisterMetricsWriter(func(w io.Writer) {
+		fmt.Fprint(w, "# HELP fastingest_queue_wait_seconds Time each request waited for room in the queue.\n# TYPE fastingest_queue_wait_seconds histogram\n")
+		d.queueWait.WritePrometheus(w)
+		fmt.Fprint(w, "# HELP fastingest_sink_latency_seconds Store called to parcel finished, one parcel in 16.\n# TYPE fastingest_sink_latency_seconds histogram\n")
+		d.sinkLatency.WritePrometheus(w)
 		st := d.Stats()
 		gauge := func(name, help string, v uint64) {
 			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)

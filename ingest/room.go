@@ -101,6 +101,9 @@ func (r *room) reserve(n int64, timeout time.Duration, stop <-chan struct{}) err
 
 // release gives n places back.
 func (r *room) release(n int64) {
+	if n == 0 {
+		return
+	}
 	r.free.Add(n)
 	// A waiter counts itself before it checks the free places, so either
 	// it sees these places or this sees it.

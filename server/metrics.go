@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/histogram"
 )
 
 // The routes requests are counted by: a fixed set, so that a scanner
@@ -48,7 +49,7 @@ var shedLabels = [numShed]string{"queue_full", "sink_unavailable", "shutting_dow
 type serverMetrics struct {
 	set      *metrics.Set
 	requests [numRoutes][]*metrics.Counter // indexed by statusIndex; last is "other"
-	latency  *metrics.PrometheusHistogram  // POST / only: what autoscaling watches
+	latency  *histogram.Histogram          // POST / only: what autoscaling watches
 	shedBy   [numShed]*metrics.Counter
 }
 
@@ -62,12 +63,17 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 		m.requests[r] = append(m.requests[r], set.NewCounter(
 			`fastingest_requests_total{path="`+route+`",status="other"}`))
 	}
-	m.latency = set.NewPrometheusHistogramExt(`fastingest_request_duration_seconds{path="/"}`,
-		[]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})
+	ms := time.Millisecond
+	m.latency = histogram.New("fastingest_request_duration_seconds", `path="/"`,
+		ms/2, ms, 5*ms/2, 5*ms, 10*ms, 25*ms, 50*ms, 100*ms, 250*ms, 500*ms, time.Second,
+		5*time.Second/2, 5*time.Second, 10*time.Second, 30*time.Second)
 	for i, reason := range shedLabels {
 		m.shedBy[i] = set.NewCounter(`fastingest_requests_shed_total{reason="` + reason + `"}`)
 	}
 	set.RegisterMetricsWriter(func(w io.Writer) {
+		fmt.Fprint(w, "# HELP fastingest_request_duration_seconds Time to answer POST /, from the request read.\n"+
+			"# TYPE fastingest_request_duration_seconds histogram\n")
+		m.latency.WritePrometheus(w)
 		fmt.Fprintf(w, "# HELP fastingest_decoder_panics_total JSON decoder panics recovered (each answered 500).\n"+
 			"# TYPE fastingest_decoder_panics_total counter\nfastingest_decoder_panics_total %d\n", s.decoderPanics.Load())
 		// fasthttp answers connections past MAX_CONNS itself, without
@@ -93,7 +99,7 @@ func statusIndex(status int) int {
 func (m *serverMetrics) observe(ctx *fasthttp.RequestCtx, route int) {
 	m.requests[route][statusIndex(ctx.Response.StatusCode())].Inc()
 	if route == routeIngest && ctx.IsPost() {
-		m.latency.Update(time.Since(ctx.Time()).Seconds())
+		m.latency.Observe(time.Since(ctx.Time()))
 	}
 }
 
