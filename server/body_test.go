@@ -266,6 +266,13 @@ func TestBodyStatusCodes(t *testing.T) {
 			resp := env.do(t, tt.req)
 			if tt.status >= 400 {
 				checkError(t, resp, tt.status, tt.words...)
+				// A 415 for the coding says which codings work
+				// (RFC 9110 §15.5.16); no other error does.
+				wantAccept := ""
+				if tt.status == 415 && strings.Contains(errorMessage(t, resp), "Content-Encoding") {
+					wantAccept = "gzip, zstd, deflate"
+				}
+				checkHeader(t, resp, "Accept-Encoding", wantAccept)
 				return
 			}
 			checkStatus(t, resp, tt.status)

@@ -22,6 +22,9 @@ type httpError struct {
 	msg       string
 	allow     string // Allow header for 405
 	challenge string // WWW-Authenticate header for 401
+	// acceptEncoding sends Accept-Encoding with the codings the server
+	// reads, as RFC 9110 §15.5.16 asks of a 415 caused by the coding.
+	acceptEncoding bool
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -49,7 +52,7 @@ func statusOf(err error) (int, *httpError) {
 	switch {
 	case errors.As(err, &he):
 		if err != error(he) { // wrapped with details: the message is the whole chain
-			return he.status, &httpError{msg: err.Error(), allow: he.allow, challenge: he.challenge}
+			return he.status, &httpError{msg: err.Error(), allow: he.allow, challenge: he.challenge, acceptEncoding: he.acceptEncoding}
 		}
 		return he.status, he
 	case errors.As(err, &de):
@@ -86,6 +89,9 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	if he.challenge != "" {
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, he.challenge)
+	}
+	if he.acceptEncoding {
+		ctx.Response.Header.Set(fasthttp.HeaderAcceptEncoding, "gzip, zstd, deflate")
 	}
 	ctx.SetBody(errorBody(he.msg))
 
@@ -190,12 +196,12 @@ func checkContentHeaders(h *fasthttp.RequestHeader) (bodyFormat, error) {
 }
 
 func errUnsupportedCoding(token []byte) error {
-	return &httpError{status: fasthttp.StatusUnsupportedMediaType,
+	return &httpError{status: fasthttp.StatusUnsupportedMediaType, acceptEncoding: true,
 		msg: fmt.Sprintf("unsupported Content-Encoding %q: send gzip, zstd, deflate or identity", token)}
 }
 
 func errStackedCodings(first, second []byte) error {
-	return &httpError{status: fasthttp.StatusUnsupportedMediaType,
+	return &httpError{status: fasthttp.StatusUnsupportedMediaType, acceptEncoding: true,
 		msg: fmt.Sprintf("Content-Encoding applies %q then %q: only one coding is supported; compress the body once, with gzip, zstd or deflate", first, second)}
 }
 
