@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fastingest/fastingest/sink/natssink"
 )
 
 // config is everything fastingest reads at startup.
@@ -259,7 +261,7 @@ func (c config) logAttrs() []any {
 			"segment_age", c.SegmentAge.String(), "retain_bytes", c.RetainBytes,
 			"fsync_interval", c.FsyncInterval.String())
 	case "nats":
-		attrs = append(attrs, "nats_url", c.NATSURL, "nats_subject", c.NATSSubject,
+		attrs = append(attrs, "nats_url", natssink.RedactURLs(c.NATSURL), "nats_subject", c.NATSSubject,
 			"nats_stream", c.NATSStream, "nats_replicas", c.NATSReplicas)
 	}
 	return attrs

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -172,4 +174,48 @@ func TestAuthOtherEndpoints(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A request fasthttp cannot parse must not carry its Authorization header
+// into the 400 it gets or into the log: fasthttp quotes the raw request in
+// its parse errors unless told not to.
+func TestUnparsableRequestDoesNotLeakToken(t *testing.T) {
+	const token = "s3cr3t-token-value"
+	var logs syncBuffer
+	env := startTunedEnv(t, tunedOptions{server: Config{
+		AuthToken: token, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	}})
+	resp := env.doRaw(t, request{method: "POST", path: "/", body: refBody, headers: [][2]string{
+		{"Authorization", "Bearer " + token},
+		{"X-Broken", "value\r\nnot a header line"},
+	}})
+	checkStatus(t, resp, fasthttp.StatusBadRequest)
+	if strings.Contains(string(resp.Body()), token) {
+		t.Errorf("400 body %q quotes the token", resp.Body())
+	}
+	env.stop(t)
+	if strings.Contains(logs.String(), token) {
+		t.Errorf("log quotes the token:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "rejected request") {
+		t.Errorf("log has no line for the rejected request:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

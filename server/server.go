@@ -195,8 +195,11 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		WriteTimeout:                 cfg.WriteTimeout,
 		IdleTimeout:                  cfg.IdleTimeout,
 		DisablePreParseMultipartForm: true,
-		NoDefaultContentType:         true,
-		Logger:                       fasthttpLogger{log: log, limit: ratelog.New(10 * time.Second)},
+		// Parse errors would otherwise quote the raw request, which
+		// can hold an Authorization header, into logs and 400 bodies.
+		SecureErrorLogMessage: true,
+		NoDefaultContentType:  true,
+		Logger:                fasthttpLogger{log: log, limit: ratelog.New(10 * time.Second)},
 	}
 	return s, nil
 }

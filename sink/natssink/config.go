@@ -127,17 +127,49 @@ func checkURLs(list string) (string, error) {
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			return "", fmt.Errorf("natssink: NATS URL %s: scheme %q is not nats, tls, ws or wss", u.Redacted(), u.Scheme)
+			return "", fmt.Errorf("natssink: NATS URL %s: scheme %q is not nats, tls, ws or wss", redactURL(u), u.Scheme)
 		}
 		if u.Hostname() == "" {
-			return "", fmt.Errorf("natssink: NATS URL %s has no host", u.Redacted())
+			return "", fmt.Errorf("natssink: NATS URL %s has no host", redactURL(u))
 		}
-		redacted = append(redacted, u.Redacted())
+		redacted = append(redacted, redactURL(u))
 	}
 	if len(redacted) == 0 {
 		return "", errors.New("natssink: URL is empty: name at least one NATS server")
 	}
 	return strings.Join(redacted, ","), nil
+}
+
+// redactURL returns u without its credentials. url.Redacted hides only a
+// password, but NATS also takes a bare token as the user part
+// (nats://TOKEN@host), so the whole user information goes.
+func redactURL(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = url.User("redacted")
+	return c.String()
+}
+
+// RedactURLs returns a NATS_URL list with the credentials of every URL
+// replaced, for logs; entries it cannot parse are replaced whole.
+func RedactURLs(list string) string {
+	var out []string
+	for raw := range strings.SplitSeq(list, ",") {
+		raw = strings.TrimSpace(raw)
+		s := raw
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			out = append(out, "(unparsable URL)")
+			continue
+		}
+		out = append(out, redactURL(u))
+	}
+	return strings.Join(out, ",")
 }
 
 // checkSubject accepts a literal subject: dot-separated tokens, none empty,

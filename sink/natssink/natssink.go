@@ -210,7 +210,8 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 // for a connection can go on.
 func (s *Sink) onConnect(nc *nats.Conn) {
 	if !s.isClosed.Load() {
-		s.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
+		// Not ConnectedUrlRedacted: it hides a password but not a token.
+		s.log.Info("connected to NATS", "url", RedactURLs(nc.ConnectedUrl()))
 	}
 	s.changed.notify()
 }

@@ -26,7 +26,8 @@ func TestConfigValidation(t *testing.T) {
 		{"bad scheme", func(c *Config) { c.URL = "http://a:4222" }, `scheme "http"`},
 		{"bad port", func(c *Config) { c.URL = "nats://a:port" }, "invalid NATS URL"},
 		{"no host", func(c *Config) { c.URL = "nats://:4222" }, "has no host"},
-		{"password not echoed", func(c *Config) { c.URL = "nats://u:secret@:4222" }, "u:xxxxx@"},
+		{"password not echoed", func(c *Config) { c.URL = "nats://u:secret@:4222" }, "redacted@"},
+		{"token not echoed", func(c *Config) { c.URL = "nats://secret@:4222" }, "redacted@"},
 		{"empty subject", func(c *Config) { c.Subject = "" }, "Subject is empty"},
 		{"wildcard subject", func(c *Config) { c.Subject = "a.*" }, "not a literal"},
 		{"subject with empty token", func(c *Config) { c.Subject = "a..b" }, "not a literal"},
@@ -53,6 +54,16 @@ func TestConfigValidation(t *testing.T) {
 				t.Fatalf("validate() error = %v shows the password", err)
 			}
 		})
+	}
+}
+
+// Credentials never reach logs or Healthy's message: neither a user and
+// password nor a bare token.
+func TestRedactURLs(t *testing.T) {
+	got := RedactURLs("nats://u:secret@a:4222, secret@b:4222,tls://c:4223,nats://[bad")
+	want := "nats://redacted@a:4222,nats://redacted@b:4222,tls://c:4223,(unparsable URL)"
+	if got != want {
+		t.Errorf("RedactURLs() = %q, want %q", got, want)
 	}
 }
 
