@@ -14,9 +14,10 @@ import (
 // and the worker that completes its last task returns it to the pool. A
 // request therefore costs no allocation for its body copy or its parcels.
 //
-// Because the memory is reused, a Parcel's strings are valid only until the
-// Sink's Store for that parcel returns. A sink that keeps a parcel after
-// Store returns must copy it (strings.Clone).
+// Because the memory is reused, a Parcel's strings are valid only until its
+// task is finished: when the Sink's Store returns, or for a DeferredSink that
+// took the task, when it calls Finish. A sink that keeps a parcel longer
+// must copy it (strings.Clone).
 type Batch struct {
 	// Parcels are the decoded parcels, in request order.
 	Parcels []Parcel

@@ -230,10 +230,11 @@ func (d *Dispatcher) Submit(received time.Time, b *Batch) error {
 // SubmitAndWait queues b like Submit, then waits until every task of b is
 // finished, for at most timeout: it is how a request learns that its
 // parcels are stored (ACK=persisted). It returns nil when every parcel was
-// stored, ErrClosed as Submit does, and a *NotStoredError when some parcel
-// failed or the time ran out; the tasks then carry on, and b is released
-// when they are done. Whatever it returns but ErrClosed, b is no longer the
-// caller's.
+// stored, and a *NotStoredError when some parcel failed or the time ran
+// out; the tasks then carry on, and b is released when they are done. In
+// both cases b is no longer the caller's. Any other error (ErrClosed,
+// *QueueFullError, *TooLargeError) means nothing was queued, as with
+// Submit, and b is still the caller's.
 func (d *Dispatcher) SubmitAndWait(received time.Time, b *Batch, timeout time.Duration) error {
 	n := len(b.Parcels)
 	if err := d.submit(received, b, true); err != nil || n == 0 {

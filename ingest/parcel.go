@@ -15,7 +15,8 @@ import (
 // Parcel is one entry of a request's "Data" array, exactly as the client sent
 // it. On the request path its strings point into its Batch's pooled copy of
 // the body: they stay valid after the handler returns, until the Sink's Store
-// for the parcel returns. A sink that keeps them longer must copy them.
+// for the parcel returns (for a DeferredSink that took the task, until its
+// Finish). A sink that keeps them longer must copy them.
 type Parcel struct {
 	// ID is the client's identifier for the parcel; never empty.
 	ID string `json:"id"`
@@ -70,7 +71,8 @@ func (f finishFunc) finishTask(_ Task, err error) { f(err) }
 // Sink is what a worker does with a task: store it somewhere. Store is called
 // concurrently from every worker and must be safe for that. A non-nil error
 // counts the parcel as failed; it is never retried by the worker. The task's
-// parcel is valid only until Store returns (see Parcel).
+// parcel is valid only until Store returns (see Parcel; DeferredSink extends
+// it until Finish).
 //
 // ctx is cancelled when a shutdown's deadline passes; a sink that can block
 // for long should give up then and return an error.
@@ -89,7 +91,9 @@ type Sink interface {
 // called.
 //
 // Store may block while the sink has no room; that is how backpressure
-// reaches the queue.
+// reaches the queue. Store must not panic once it has taken the task: the
+// worker recovers a panic and counts the parcel as failed, which is right
+// only if the sink does not hold the task too.
 type DeferredSink interface {
 	Sink
 	// Close is called by Dispatcher.Shutdown once no Store is running or

@@ -30,9 +30,9 @@ type Queue interface {
 	// queue; on error it is still the caller's.
 	Submit(received time.Time, b *ingest.Batch) error
 	// SubmitAndWait queues like Submit and then waits, at most timeout,
-	// until every parcel is stored (ACK=persisted). It returns
-	// ingest.ErrClosed with b still the caller's and nothing queued, or
-	// a *ingest.NotStoredError or nil with b the queue's.
+	// until every parcel is stored (ACK=persisted). With nil or a
+	// *ingest.NotStoredError, b is the queue's; with any other error
+	// nothing was queued and b is still the caller's.
 	SubmitAndWait(received time.Time, b *ingest.Batch, timeout time.Duration) error
 }
 
@@ -342,8 +342,9 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 func (s *Server) submit(received time.Time, b *ingest.Batch) error {
 	if s.cfg.Ack == AckPersisted {
 		err := s.queue.SubmitAndWait(received, b, s.cfg.AckTimeout)
-		if errors.Is(err, ingest.ErrClosed) {
-			ingest.ReleaseBatch(b)
+		var notStored *ingest.NotStoredError
+		if err != nil && !errors.As(err, &notStored) {
+			ingest.ReleaseBatch(b) // nothing was queued: still ours
 		}
 		return err
 	}

@@ -250,12 +250,7 @@ func (s *Sink) Store(ctx context.Context, t ingest.Task) error {
 		}
 		s.mu.Lock()
 	}
-	g := s.active
-	first := len(g.tasks) == 0
-	g.buf = s.enc.Append(g.buf, t)
-	g.buf = append(g.buf, '\n')
-	g.tasks = append(g.tasks, t)
-	full := len(g.buf) >= flushBytes
+	first, full := s.appendLocked(t)
 	s.mu.Unlock()
 	if first {
 		notify(s.wake)
@@ -264,6 +259,27 @@ func (s *Sink) Store(ctx context.Context, t ingest.Task) error {
 		notify(s.full)
 	}
 	return nil
+}
+
+// appendLocked adds t's line and t to the active group; s.mu is held. If
+// encoding panics (a sink bug), the group is left as it was and the mutex
+// released, so that the panic fails this one parcel (the worker recovers
+// it) and neither tears the file nor locks every other worker out.
+func (s *Sink) appendLocked(t ingest.Task) (first, full bool) {
+	g := s.active
+	n := len(g.buf)
+	defer func() {
+		if r := recover(); r != nil {
+			g.buf = g.buf[:n]
+			s.mu.Unlock()
+			panic(r)
+		}
+	}()
+	first = len(g.tasks) == 0
+	g.buf = s.enc.Append(g.buf, t)
+	g.buf = append(g.buf, '\n')
+	g.tasks = append(g.tasks, t) // the sink owns t from here on
+	return first, len(g.buf) >= flushBytes
 }
 
 // notify sends on a channel of capacity 1 without blocking.
@@ -388,6 +404,12 @@ func (s *Sink) writeGroup(g *group) {
 	clear(g.tasks) // drop the batches
 	g.tasks = g.tasks[:0]
 	g.buf = g.buf[:0]
+	if cap(g.buf) > 2*s.cfg.GroupBytes {
+		// A huge record grew the buffer (an empty group takes one of
+		// any size): do not keep that memory for the life of the
+		// process.
+		g.buf = make([]byte, 0, s.cfg.GroupBytes)
+	}
 	if s.seg != nil && s.segSize >= s.cfg.SegmentBytes {
 		s.rotate(time.Now())
 	}

@@ -538,3 +538,26 @@ func TestFsyncInterval(t *testing.T) {
 		t.Errorf("FsyncInterval < 0: stats = %+v, want one fsync per write", st)
 	}
 }
+
+// A panic while encoding a parcel (here a task without one) fails that
+// parcel alone: the sink stays usable and the file gets no torn line.
+func TestPanicInStoreLeavesSinkUsable(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, Config{Dir: dir})
+	var o outcomes
+	store(t, s, &o, "before", 2)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Store of a task without a parcel did not panic")
+			}
+		}()
+		_ = s.Store(context.Background(), ingest.Task{})
+	}()
+	store(t, s, &o, "after", 2) // would deadlock if the mutex were still held
+	closeSink(t, s)
+	lines, _ := readDir(t, dir)
+	if got, want := ids(lines), append(wantIDs("before", 2), wantIDs("after", 2)...); !slices.Equal(got, want) {
+		t.Errorf("ids = %v, want %v", got, want)
+	}
+}
