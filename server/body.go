@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/flate"
@@ -66,6 +67,12 @@ type bodyFormat struct {
 	ndjson bool
 }
 
+// zstdDecoderSlots is how many zstd decoders a server keeps and lends at
+// once: at least 4, twice the CPUs. Decoding is CPU-bound, so more would
+// not be faster, and each holds up to zstdMaxWindow: 4 × 8.3 MiB at most on
+// a 2-CPU machine.
+func zstdDecoderSlots() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
 // zstdMaxWindow bounds the window a zstd frame may ask for, and with it the
 // history buffer a streaming decoder allocates for it. 8 MiB is what
 // RFC 9659 sets for the "zstd" content coding (encoders must not exceed it;
@@ -91,7 +98,7 @@ type bodyReader struct {
 	gz  gzip.Reader   // usable from its zero value: Reset makes its flate reader
 	zl  io.ReadCloser // zlib, made on first use
 	fl  io.ReadCloser // raw flate, made on first use
-	zs  *zstd.Decoder // made on first use
+	zs  *zstd.Decoder // lent by the server for a zstd body (made on first use)
 }
 
 var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
@@ -279,6 +286,14 @@ func (s *Server) decodeBody(b *ingest.Batch, req *fasthttp.Request, f bodyFormat
 	if f.coding != codingIdentity {
 		r = getBodyReader()
 		defer putBodyReader(r) // Decode copies what it keeps
+		if f.coding == codingZstd {
+			// A zstd decoder holds a history buffer of up to the
+			// 8 MiB window a frame declares, however small the body:
+			// decoders are lent from a bounded set, so that
+			// concurrent zstd requests cannot multiply that memory.
+			r.zs = <-s.zstdDecoders
+			defer func() { s.zstdDecoders <- r.zs; r.zs = nil }()
+		}
 		var err error
 		if body, err = r.decompress(f.coding, body, s.cfg.MaxBodyBytes); err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -757,5 +758,39 @@ func TestIsNDJSONMediaType(t *testing.T) {
 		if got := isNDJSONMediaType([]byte(tt.ct)); got != tt.want {
 			t.Errorf("isNDJSONMediaType(%q): got %v, want %v", tt.ct, got, tt.want)
 		}
+	}
+}
+
+// A zstd frame may declare an 8 MiB window for a body of a few bytes, and
+// the decoder allocates its history for the window. Decoders are lent from
+// a bounded set, so concurrent requests cannot multiply that memory.
+func TestZstdDecoderMemoryIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	// Magic, no single-segment flag and no size, an 8 MiB window
+	// (exponent 23-10), then one empty last raw block.
+	frame := "\x28\xb5\x2f\xfd\x00\x68\x01\x00\x00"
+	env := startEnv(t, envOptions{})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const requests = 48
+	var wg sync.WaitGroup
+	for range requests {
+		wg.Go(func() {
+			// The body decodes to nothing, which is not JSON: 400.
+			checkStatus(t, env.do(t, request{body: frame, headers: encodingHeader("zstd")}), fasthttp.StatusBadRequest)
+		})
+	}
+	wg.Wait()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapInuse) - int64(before.HeapInuse)
+	limit := int64(zstdDecoderSlots()+4) * 9 << 20
+	t.Logf("%d concurrent 8 MiB-window frames: heap in use grew %d MiB (bound %d MiB, %d decoder slots)",
+		requests, grown>>20, limit>>20, zstdDecoderSlots())
+	if grown > limit {
+		t.Errorf("heap in use grew %d MiB for %d zstd requests; want at most %d MiB", grown>>20, requests, limit>>20)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
 
 	"github.com/fastingest/fastingest/ingest"
@@ -138,6 +139,10 @@ type Server struct {
 
 	authToken []byte // AuthToken; empty: no authentication
 	metrics   *serverMetrics
+
+	// zstdDecoders lends zstd decoders (nil until first used), one per
+	// zstd body being decoded: a bounded set, see zstdDecoderSlots.
+	zstdDecoders chan *zstd.Decoder
 }
 
 // New builds a Server that submits parcels to queue. It warms the JSON
@@ -182,6 +187,10 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		authToken: []byte(cfg.AuthToken),
 	}
 	s.metrics = newServerMetrics(cfg.Metrics, s)
+	s.zstdDecoders = make(chan *zstd.Decoder, zstdDecoderSlots())
+	for range cap(s.zstdDecoders) {
+		s.zstdDecoders <- nil // made on first use
+	}
 	s.fast = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.handleParseError,
