@@ -63,8 +63,18 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		EnqueueTimeout: cfg.EnqueueTimeout, Metrics: registry, Logger: log,
 	})
 	if err != nil {
+		if d, ok := store.(ingest.DeferredSink); ok {
+			_ = d.Close(context.Background()) // holds nothing yet
+		}
 		fmt.Fprintln(stderr, "fastingest:", err)
 		return 2
+	}
+	// abandon releases the sink (its connection, an empty segment) when
+	// startup fails after this point; the queue is empty.
+	abandon := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = dispatcher.Shutdown(ctx)
 	}
 	ack := server.AckEnqueued
 	if cfg.Ack == "persisted" {
@@ -78,11 +88,13 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		AuthToken: cfg.AuthToken, MetricsPublic: cfg.MetricsPublic, Metrics: registry, Logger: log,
 	}, dispatcher)
 	if err != nil {
+		abandon()
 		fmt.Fprintln(stderr, "fastingest:", err)
 		return 1
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		abandon()
 		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
 		return 1
 	}

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -477,5 +478,24 @@ func TestInfoLevelLogsNothingPerRequest(t *testing.T) {
 	}
 	for i, line := range log {
 		wantContains(t, fmt.Sprintf("log line %d", i+1), line, want[i]...)
+	}
+}
+
+// A startup that fails after the sink was opened (here: the address is
+// taken) exits 1 and leaves no empty segment behind.
+func TestListenFailureReleasesTheSink(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dataDir := t.TempDir()
+	p := startProcess(t, map[string]string{"ADDR": taken.Addr().String(), "SINK": "file", "DATA_DIR": dataDir})
+	code, log := p.wait()
+	if code != 1 || !strings.Contains(strings.Join(log, "\n"), "cannot listen") {
+		t.Fatalf("exit %d, log:\n%s\nwant 1 and a line saying it cannot listen", code, strings.Join(log, "\n"))
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dataDir, "*.ndjson")); len(segs) != 0 {
+		t.Errorf("segments left behind: %v", segs)
 	}
 }

@@ -95,11 +95,10 @@ type Dispatcher struct {
 	workersWG    sync.WaitGroup
 	done         chan struct{} // closed when the dispatcher and all workers have exited
 
-	queueWait    *histogram.Histogram // how long each request waited for room
-	sinkLatency  *histogram.Histogram // Store to finish, sampled
-	waitMu       sync.Mutex
-	recentWait   time.Duration // longest wait that ended at recentWaitAt
-	recentWaitAt time.Time
+	queueWait   *histogram.Histogram // how long each request waited for room
+	sinkLatency *histogram.Histogram // Store to finish, sampled
+	waitMu      sync.Mutex
+	recentWaits [recentWindow / time.Second]waitBucket // ring of the last seconds' longest waits
 
 	accepted   atomic.Uint64
 	completed  atomic.Uint64
@@ -332,18 +331,27 @@ func (d *Dispatcher) reserve(n int) error {
 	return nil
 }
 
-// noteWait remembers the longest queue wait of the last recentWindow.
+// noteWait records a queue wait that just ended, in the bucket of the
+// second it ended in.
 func (d *Dispatcher) noteWait(waited time.Duration) {
-	now := time.Now()
+	sec := time.Now().Unix()
 	d.waitMu.Lock()
-	if waited > d.recentWait || now.Sub(d.recentWaitAt) > recentWindow {
-		d.recentWait, d.recentWaitAt = waited, now
+	b := &d.recentWaits[sec%int64(len(d.recentWaits))]
+	if b.second != sec {
+		*b = waitBucket{second: sec}
 	}
+	b.longest = max(b.longest, waited)
 	d.waitMu.Unlock()
 }
 
+// waitBucket is the longest queue wait that ended in one second.
+type waitBucket struct {
+	second  int64 // Unix time
+	longest time.Duration
+}
+
 // recentWindow is how long a long queue wait keeps counting in
-// RecentQueueWait after it ended.
+// RecentQueueWait after it ended, in whole seconds: one bucket each.
 const recentWindow = 5 * time.Second
 
 // RecentQueueWait returns the longest time a request has waited for queue
@@ -352,9 +360,12 @@ const recentWindow = 5 * time.Second
 func (d *Dispatcher) RecentQueueWait() time.Duration {
 	now := time.Now()
 	longest := d.room.longestWait(now)
+	oldest := now.Unix() - int64(recentWindow/time.Second)
 	d.waitMu.Lock()
-	if now.Sub(d.recentWaitAt) <= recentWindow && d.recentWait > longest {
-		longest = d.recentWait
+	for _, b := range d.recentWaits {
+		if b.second >= oldest {
+			longest = max(longest, b.longest)
+		}
 	}
 	d.waitMu.Unlock()
 	return longest

@@ -12,10 +12,15 @@
 // the memory: while the writer is busy with one and the other is full,
 // Store waits, and backpressure reaches the queue.
 //
-// A write or fsync that fails (a full disk, an I/O error) loses nothing: the
-// group is cut off the file again and retried with backoff, the sink reports
-// itself unhealthy meanwhile, and its tasks are finished only once written —
-// or failed when Close's deadline passes.
+// A write that fails (a full disk, an I/O error) loses nothing: the group is
+// cut off the file again and retried with backoff, the sink reports itself
+// unhealthy meanwhile, and its tasks are finished only once written — or
+// failed when Close's deadline passes. A durable sink treats a failed fsync
+// the same way, rewriting the group, since after a failed fsync the data may
+// not be on disk whatever a read shows. A sink that is not durable has
+// already finished the tasks of what it syncs periodically: it retries the
+// fsync, but what the kernel dropped after a failed fsync is lost on a power
+// failure; ACK=enqueued promises no more than that.
 package filesink
 
 import (
