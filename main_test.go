@@ -188,6 +188,13 @@ func (p *process) log() []string {
 // and returns the address the server listens on.
 func (p *process) waitReady(client *http.Client) string {
 	p.t.Helper()
+	return p.waitReadyOver(client, "http")
+}
+
+// waitReadyOver is waitReady with the URL scheme given: "https" for a
+// server with TLS_CERT.
+func (p *process) waitReadyOver(client *http.Client, scheme string) string {
+	p.t.Helper()
 	deadline := time.After(startTimeout)
 	var addr string
 	select {
@@ -203,7 +210,7 @@ func (p *process) waitReady(client *http.Client) string {
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
 	for {
-		resp, err := client.Get("http://" + addr + "/healthz")
+		resp, err := client.Get(scheme + "://" + addr + "/healthz")
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -214,9 +221,9 @@ func (p *process) waitReady(client *http.Client) string {
 		select {
 		case <-poll.C:
 		case <-p.exited:
-			p.t.Fatalf("fastingest exited with code %d before /healthz answered 200", p.cmd.ProcessState.ExitCode())
+			p.t.Fatalf("fastingest exited with code %d before %s /healthz answered 200", p.cmd.ProcessState.ExitCode(), scheme)
 		case <-deadline:
-			p.t.Fatalf("GET /healthz not 200 after %v: last error %v", startTimeout, err)
+			p.t.Fatalf("GET %s /healthz not 200 after %v: last error %v", scheme, startTimeout, err)
 		}
 	}
 }

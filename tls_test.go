@@ -81,43 +81,6 @@ func randomToken(t *testing.T) string {
 	return "tok-" + hex.EncodeToString(b)
 }
 
-// waitReadyTLS is waitReady over HTTPS: the startup line, then GET
-// /healthz answering 200 through client.
-func (p *process) waitReadyTLS(client *http.Client) string {
-	p.t.Helper()
-	deadline := time.After(startTimeout)
-	var addr string
-	select {
-	case addr = <-p.listening:
-	case <-p.exited:
-		p.t.Fatalf("fastingest exited with code %d before it was listening", p.cmd.ProcessState.ExitCode())
-	case <-deadline:
-		p.t.Fatalf("no %q line after %v", "fastingest listening", startTimeout)
-	}
-	if addr == "" {
-		p.t.Fatalf("startup line has no listen= address")
-	}
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		resp, err := client.Get("https://" + addr + "/healthz")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		select {
-		case <-poll.C:
-		case <-p.exited:
-			p.t.Fatalf("fastingest exited with code %d before https /healthz answered 200", p.cmd.ProcessState.ExitCode())
-		case <-deadline:
-			p.t.Fatalf("GET https /healthz not 200 after %v: last error %v", startTimeout, err)
-		}
-	}
-}
-
 // do sends one request and returns the response with its body read.
 func do(t *testing.T, client *http.Client, method, url, token, body string) (*http.Response, string) {
 	t.Helper()
@@ -160,7 +123,7 @@ func TestTLSAndAuthTokenFile(t *testing.T) {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr, Timeout: httpTimeout}
-	addr := p.waitReadyTLS(client)
+	addr := p.waitReadyOver(client, "https")
 	base := "https://" + addr
 
 	t.Run("POST with token", func(t *testing.T) {
