@@ -481,3 +481,23 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A panic while building a message (here: a task without a parcel) leaves
+// nothing taken, so Close does not wait for a parcel that never was.
+func TestPanicInStoreTakesNothing(t *testing.T) {
+	srv := runServer(t, -1, t.TempDir())
+	s := newSink(t, testConfig(srv.ClientURL()))
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Store of a task without a parcel did not panic")
+			}
+		}()
+		_ = s.Store(context.Background(), ingest.Task{})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close() = %v, want nil: nothing was taken", err)
+	}
+}

@@ -98,19 +98,24 @@ func (s *Sink) Store(ctx context.Context, t ingest.Task) error {
 	if s.closed {
 		return ErrClosed
 	}
+	// The message is built before the sink takes anything: should
+	// encoding ever panic, no slot or held count is left behind for
+	// Close to wait on.
+	e := s.newEntry(t)
 	select {
 	case s.slots <- struct{}{}:
 	default:
 		select {
 		case s.slots <- struct{}{}:
 		case <-ctx.Done():
+			putEntry(e)
 			return fmt.Errorf("natssink: no room for the parcel, %d are awaiting JetStream: %w", cap(s.slots), ctx.Err())
 		case <-s.closing:
+			putEntry(e)
 			return ErrClosed
 		}
 	}
 	s.held.Add(1)
-	e := s.newEntry(t)
 	if s.ready() {
 		err := s.publish(e)
 		if err == nil {
