@@ -41,6 +41,12 @@ func newNullDispatcher(b testing.TB) *ingest.Dispatcher {
 // fasthttp over an in-memory listener, decode, every task queued and
 // processed by a sink that does nothing. Allocations include the client's.
 func BenchmarkHandler(b *testing.B) {
+	benchmarkHandlerBody(b, "application/json", "", refBody)
+}
+
+// benchmarkHandlerBody is BenchmarkHandler with a given body, its media
+// type and content coding.
+func benchmarkHandlerBody(b *testing.B, ctype, encoding, body string) {
 	srv, err := New(Config{MaxBodyBytes: testMaxBody}, newNullDispatcher(b))
 	if err != nil {
 		b.Fatal(err)
@@ -53,9 +59,12 @@ func BenchmarkHandler(b *testing.B) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI("http://bench/")
-	req.Header.SetContentType("application/json")
-	req.SetBodyString(refBody)
-	b.SetBytes(int64(len(refBody)))
+	req.Header.SetContentType(ctype)
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
+	req.SetBodyString(body)
+	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := client.Do(req, resp); err != nil || resp.StatusCode() != fasthttp.StatusAccepted {
@@ -67,9 +76,18 @@ func BenchmarkHandler(b *testing.B) {
 // BenchmarkHandlerNetHTTP is the twin on net/http: the same decoder and
 // dispatcher behind a net/http handler, over an in-memory listener.
 func BenchmarkHandlerNetHTTP(b *testing.B) {
+	benchmarkNetHTTP(b, "", refBody, func(r *http.Request) ([]byte, error) {
+		return io.ReadAll(io.LimitReader(r.Body, testMaxBody))
+	})
+}
+
+// benchmarkNetHTTP posts body, with the given content coding, to a net/http
+// server whose handler reads the body with readBody and then decodes and
+// submits it as fastingest does.
+func benchmarkNetHTTP(b *testing.B, encoding, body string, readBody func(*http.Request) ([]byte, error)) {
 	d := newNullDispatcher(b)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, testMaxBody))
+		body, err := readBody(r)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -98,11 +116,19 @@ func BenchmarkHandlerNetHTTP(b *testing.B) {
 		DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
 	}}
 
-	body := []byte(refBody)
-	b.SetBytes(int64(len(body)))
+	payload := []byte(body)
+	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
 	for b.Loop() {
-		resp, err := client.Post("http://bench/", "application/json", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, "http://bench/", bytes.NewReader(payload))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if encoding != "" {
+			req.Header.Set("Content-Encoding", encoding)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}

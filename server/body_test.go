@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"compress/flate"
 	stdgzip "compress/gzip"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"runtime/debug"
@@ -24,7 +22,6 @@ import (
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/fastingest/fastingest/ingest"
 )
@@ -629,39 +626,6 @@ func decompressNoPanic(t *testing.T, r *bodyReader, c coding, body []byte, limit
 	return r.decompress(c, body, limit)
 }
 
-// startBenchServer serves srv on an in-memory listener and returns a client
-// for it.
-func startBenchServer(b *testing.B, srv *Server) *fasthttp.HostClient {
-	ln := fasthttputil.NewInmemoryListener()
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	return &fasthttp.HostClient{Addr: "bench", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-}
-
-// benchmarkHandlerBody is BenchmarkHandler with another body.
-func benchmarkHandlerBody(b *testing.B, ctype, encoding, body string) {
-	srv, err := New(Config{MaxBodyBytes: testMaxBody}, newNullDispatcher(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	client := startBenchServer(b, srv)
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI("http://bench/")
-	req.Header.SetContentType(ctype)
-	if encoding != "" {
-		req.Header.Set("Content-Encoding", encoding)
-	}
-	req.SetBodyString(body)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := client.Do(req, resp); err != nil || resp.StatusCode() != fasthttp.StatusAccepted {
-			b.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
-		}
-	}
-}
-
 // BenchmarkHandlerGzip is BenchmarkHandler with the reference payload
 // gzipped: the cost of inflating it on top of the request path.
 func BenchmarkHandlerGzip(b *testing.B) {
@@ -682,59 +646,17 @@ func BenchmarkHandlerNDJSON(b *testing.B) {
 // with the standard library's gzip reader made for each request and
 // io.LimitReader for the limit, as a net/http server commonly does it.
 func BenchmarkHandlerGzipNetHTTP(b *testing.B) {
-	d := newNullDispatcher(b)
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	benchmarkNetHTTP(b, "gzip", gzipped(refBody), func(r *http.Request) ([]byte, error) {
 		zr, err := stdgzip.NewReader(r.Body)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+			return nil, err
 		}
 		body, err := io.ReadAll(io.LimitReader(zr, testMaxBody+1))
-		if err != nil || len(body) > testMaxBody {
-			http.Error(w, "bad or too large", http.StatusBadRequest)
-			return
+		if err == nil && len(body) > testMaxBody {
+			err = errors.New("decompressed body too large")
 		}
-		batch := ingest.AcquireBatch()
-		if err := batch.Decode(body); err != nil {
-			ingest.ReleaseBatch(batch)
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		n := len(batch.Parcels)
-		if err := d.Submit(time.Now(), batch); err != nil {
-			ingest.ReleaseBatch(batch)
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_, _ = w.Write([]byte(`{"accepted":` + strconv.Itoa(n) + `}`))
+		return body, err
 	})
-	ln := fasthttputil.NewInmemoryListener()
-	hs := &http.Server{Handler: handler}
-	go func() { _ = hs.Serve(ln) }()
-	b.Cleanup(func() { _ = hs.Close() })
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
-	}}
-
-	body := []byte(gzipped(refBody))
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		req, _ := http.NewRequest(http.MethodPost, "http://bench/", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Content-Encoding", "gzip")
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
-	}
 }
 
 func TestIsNDJSONMediaType(t *testing.T) {
