@@ -196,9 +196,9 @@ func (b *Batch) scanEntries(s []byte, i int) (int, bool) {
 	for {
 		var p Parcel
 		var ok bool
-		// A parcel validate refuses goes to the slow path too, which
+		// A parcel validParcel refuses goes to the slow path too, which
 		// explains what is wrong.
-		if i, ok = scanEntry(s, i, &p); !ok || validate(len(b.Parcels), &p) != nil {
+		if i, ok = scanEntry(s, i, &p); !ok || !validParcel(&p) {
 			return i, false
 		}
 		b.Parcels = append(b.Parcels, p)

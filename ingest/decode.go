@@ -5,6 +5,7 @@ import (
 	stdjson "encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	json "github.com/goccy/go-json"
@@ -77,16 +78,30 @@ func decodeSlow(body []byte) ([]Parcel, error) {
 // validate checks what the JSON types alone cannot: required fields and the
 // timestamp format.
 func validate(i int, p *Parcel) error {
-	if p.ID == "" {
-		return decodeErrorf(`Data[%d]: "id" is missing or empty`, i)
+	if validParcel(p) {
+		return nil
 	}
-	if p.Time == "" {
-		return decodeErrorf(`Data[%d]: "time" is missing or empty`, i)
+	return parcelError("Data["+strconv.Itoa(i)+"]", p)
+}
+
+// validParcel reports whether p has what every parcel needs: an id and an
+// RFC 3339 time. The decoders' fast paths ask only this, which builds no
+// message; parcelError explains a refusal.
+func validParcel(p *Parcel) bool {
+	return p.ID != "" && p.Time != "" && validTime(p.Time)
+}
+
+// parcelError says why validParcel refuses p, naming it as where ("Data[3]",
+// "line 4").
+func parcelError(where string, p *Parcel) error {
+	switch {
+	case p.ID == "":
+		return decodeErrorf(`%s: "id" is missing or empty`, where)
+	case p.Time == "":
+		return decodeErrorf(`%s: "time" is missing or empty`, where)
+	default:
+		return decodeErrorf(`%s: "time" %s is not an RFC 3339 timestamp (want e.g. "2017-01-01T00:00:01Z")`, where, quoteShort(p.Time))
 	}
-	if !validTime(p.Time) {
-		return decodeErrorf(`Data[%d]: "time" %s is not an RFC 3339 timestamp (want e.g. "2017-01-01T00:00:01Z")`, i, quoteShort(p.Time))
-	}
-	return nil
 }
 
 // diagnose explains what is wrong with the structure of body: its syntax, its

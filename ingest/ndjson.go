@@ -4,6 +4,7 @@ import (
 	"bytes"
 	stdjson "encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 
 	json "github.com/goccy/go-json"
@@ -56,12 +57,6 @@ func (b *Batch) DecodeNDJSON(body []byte) error {
 	return nil
 }
 
-// validParcel reports whether validate accepts p, without building the
-// message.
-func validParcel(p *Parcel) bool {
-	return p.ID != "" && p.Time != "" && validTime(p.Time)
-}
-
 // decodeLine decodes line n of an NDJSON body with go-json: every line the
 // in-place scanner leaves alone, and every error message. The parcel's
 // strings are go-json's, not views into the line. (It returns the parcel
@@ -87,16 +82,10 @@ const exampleLine = `{"id":"1","time":"2017-01-01T00:00:01Z","data":"abc"}`
 
 // validateLine is validate, naming the line instead of the entry.
 func validateLine(n int, p *Parcel) error {
-	if p.ID == "" {
-		return decodeErrorf(`line %d: "id" is missing or empty`, n)
+	if validParcel(p) {
+		return nil
 	}
-	if p.Time == "" {
-		return decodeErrorf(`line %d: "time" is missing or empty`, n)
-	}
-	if !validTime(p.Time) {
-		return decodeErrorf(`line %d: "time" %s is not an RFC 3339 timestamp (want e.g. "2017-01-01T00:00:01Z")`, n, quoteShort(p.Time))
-	}
-	return nil
+	return parcelError("line "+strconv.Itoa(n), p)
 }
 
 // diagnoseLine explains what is wrong with the structure of line n: its
