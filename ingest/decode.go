@@ -145,17 +145,25 @@ func diagnose(body []byte) *DecodeError {
 		if err := stdjson.Unmarshal(entry, &fields); err != nil {
 			return decodeErrorf("Data[%d]: %s", i, strings.TrimPrefix(err.Error(), "json: "))
 		}
-		for _, name := range [...]string{"id", "time", "data"} {
-			v, ok := lookupFold(fields, name)
-			if !ok {
-				continue
-			}
-			if kind := jsonKind(v); kind != "string" && kind != "null" {
-				return decodeErrorf("Data[%d]: %q must be a string, got %s", i, name, kind)
-			}
+		if name, kind := nonStringField(fields); name != "" {
+			return decodeErrorf("Data[%d]: %q must be a string, got %s", i, name, kind)
 		}
 	}
 	return nil
+}
+
+// nonStringField returns the first parcel field of an entry whose value is
+// neither a string nor null, and that value's JSON type; "" when all are
+// fine.
+func nonStringField(fields map[string]stdjson.RawMessage) (name, kind string) {
+	for _, name := range [...]string{"id", "time", "data"} {
+		if v, ok := lookupFold(fields, name); ok {
+			if kind := jsonKind(v); kind != "string" && kind != "null" {
+				return name, kind
+			}
+		}
+	}
+	return "", ""
 }
 
 // lookupFold finds key in m as encoding/json matches struct fields: an exact

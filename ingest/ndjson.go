@@ -108,18 +108,12 @@ func diagnoseLine(n int, line []byte) *DecodeError {
 	if fields == nil {
 		return decodeErrorf("line %d must be a JSON object like %s, got null", n, exampleLine)
 	}
-	for _, name := range [...]string{"id", "time", "data"} {
-		v, ok := lookupFold(fields, name)
-		if !ok {
-			continue
-		}
-		if kind := jsonKind(v); kind != "string" && kind != "null" {
-			if name == "data" && kind == "array" {
-				// {"Data":[...]}: a JSON body sent as NDJSON.
-				return decodeErrorf(`line %d: "data" must be a string, got array (a body like {"Data":[...]} is sent as Content-Type application/json)`, n)
-			}
-			return decodeErrorf("line %d: %q must be a string, got %s", n, name, kind)
-		}
+	switch name, kind := nonStringField(fields); {
+	case name == "data" && kind == "array":
+		// {"Data":[...]}: a JSON body sent as NDJSON.
+		return decodeErrorf(`line %d: "data" must be a string, got array (a body like {"Data":[...]} is sent as Content-Type application/json)`, n)
+	case name != "":
+		return decodeErrorf("line %d: %q must be a string, got %s", n, name, kind)
 	}
 	return nil
 }
