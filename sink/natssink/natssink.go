@@ -68,7 +68,7 @@ const (
 // safe for concurrent use.
 type Sink struct {
 	cfg    Config
-	urls   string // cfg.URL with passwords masked, for messages
+	urls   string // cfg.URL without credentials, for messages
 	log    *slog.Logger
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -84,7 +84,7 @@ type Sink struct {
 	// gate lets Close wait for Stores in progress: Store holds it
 	// shared, Close exclusively to set closed.
 	gate    sync.RWMutex
-	closed  bool          // guarded by gate
+	closed  atomic.Bool   // set by Close under gate; read by Store under gate, and by Healthy
 	closing chan struct{} // closed when Close begins: blocked Stores give up
 	held    sync.WaitGroup
 	abort   chan struct{} // closed when Close's ctx ends: give up on what is held
@@ -98,7 +98,6 @@ type Sink struct {
 	closeOnce sync.Once
 	closeDone chan struct{}
 	closeErr  error
-	isClosed  atomic.Bool
 
 	streamErr atomic.Pointer[error] // nil once the stream is known to exist
 	changed   broadcast             // connection or stream became usable
@@ -209,7 +208,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 // onConnect runs when the client connects, first or again: whatever waits
 // for a connection can go on.
 func (s *Sink) onConnect(nc *nats.Conn) {
-	if !s.isClosed.Load() {
+	if !s.closed.Load() {
 		// Not ConnectedUrlRedacted: it hides a password but not a token.
 		s.log.Info("connected to NATS", "url", RedactURLs(nc.ConnectedUrl()))
 	}
@@ -220,7 +219,7 @@ func (s *Sink) onConnect(nc *nats.Conn) {
 // every publish awaiting an acknowledgement with nats.ErrDisconnected, and
 // the retrier publishes them again after reconnecting.
 func (s *Sink) onDisconnect(_ *nats.Conn, err error) {
-	if s.isClosed.Load() {
+	if s.closed.Load() {
 		return
 	}
 	s.log.Warn("lost the connection to NATS; parcels wait until it is back", "url", s.urls, "err", err)
@@ -231,7 +230,7 @@ func (s *Sink) onDisconnect(_ *nats.Conn, err error) {
 // saying what is wrong; parcels Stored meanwhile wait in the sink. It is
 // cheap enough to call on every request.
 func (s *Sink) Healthy() error {
-	if s.isClosed.Load() {
+	if s.closed.Load() {
 		return ErrClosed
 	}
 	if status := s.nc.Status(); status != nats.CONNECTED {
@@ -287,9 +286,8 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 	close(s.closing) // Stores waiting for room give up
 	s.gate.Lock()    // wait for Stores in progress
-	s.closed = true
+	s.closed.Store(true)
 	s.gate.Unlock()
-	s.isClosed.Store(true)
 
 	idle := make(chan struct{})
 	go func() {

@@ -95,7 +95,7 @@ var publishOpts = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
 func (s *Sink) Store(ctx context.Context, t ingest.Task) error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
-	if s.closed {
+	if s.closed.Load() {
 		return ErrClosed
 	}
 	// The message is built before the sink takes anything: should
