@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/fastingest/fastingest/ingest"
 )
 
 // TestRequestPathAllocations guards the allocation budget of the request
@@ -19,13 +21,57 @@ func TestRequestPathAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	allocs := requestAllocs(t, srv, d, "application/json", "", refBody)
+	if allocs > 3 {
+		t.Errorf("request path allocates %.1f times per request; want at most 3", allocs)
+	}
+	t.Logf("%.1f allocations per request", allocs)
+}
+
+// TestCompressedRequestAllocations measures the allocations per request of
+// compressed and NDJSON bodies through the handler, in the steady state:
+// the pooled decoders and buffers must make them cost no more than an
+// uncompressed JSON request (at most 3).
+func TestCompressedRequestAllocations(t *testing.T) {
+	d := newNullDispatcher(t)
+	srv, err := New(Config{MaxBodyBytes: testMaxBody}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, ctype, encoding, body string
+	}{
+		{"identity JSON", "application/json", "", refBody},
+		{"gzip JSON", "application/json", "gzip", gzipped(refBody)},
+		{"deflate JSON", "application/json", "deflate", zlibbed(refBody)},
+		{"raw deflate JSON", "application/json", "deflate", deflated(refBody)},
+		{"zstd JSON", "application/json", "zstd", zstded(refBody)},
+		{"zstd streamed JSON", "application/json", "zstd", zstdStreamed(refBody)},
+		{"identity NDJSON", "application/x-ndjson", "", refNDJSON},
+		{"gzip NDJSON", "application/x-ndjson", "gzip", gzipped(refNDJSON)},
+	}
+	for _, tt := range tests {
+		allocs := requestAllocs(t, srv, d, tt.ctype, tt.encoding, tt.body)
+		t.Logf("%s: %.1f allocations per request", tt.name, allocs)
+		if allocs > 3 {
+			t.Errorf("%s: %.1f allocations per request; want at most 3", tt.name, allocs)
+		}
+	}
+}
+
+// requestAllocs returns the allocations per POST / of body through srv's
+// handler, each request waited for until its tasks are done.
+func requestAllocs(t *testing.T, srv *Server, d *ingest.Dispatcher, ctype, encoding, body string) float64 {
+	t.Helper()
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
 	ctx.Request.SetRequestURI("/")
-	ctx.Request.Header.SetContentType("application/json")
-	ctx.Request.SetBodyString(refBody)
-
-	allocs := testing.AllocsPerRun(1000, func() {
+	ctx.Request.Header.SetContentType(ctype)
+	if encoding != "" {
+		ctx.Request.Header.Set("Content-Encoding", encoding)
+	}
+	ctx.Request.SetBodyString(body)
+	return testing.AllocsPerRun(1000, func() {
 		ctx.Response.Reset()
 		srv.handle(&ctx)
 		if ctx.Response.StatusCode() != fasthttp.StatusAccepted {
@@ -38,8 +84,4 @@ func TestRequestPathAllocations(t *testing.T) {
 			runtime.Gosched()
 		}
 	})
-	if allocs > 3 {
-		t.Errorf("request path allocates %.1f times per request; want at most 3", allocs)
-	}
-	t.Logf("%.1f allocations per request", allocs)
 }

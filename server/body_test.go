@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -498,74 +497,6 @@ func compress(t testing.TB, c coding, p []byte) []byte {
 func isStatus(err error, status int) bool {
 	var he *httpError
 	return errors.As(err, &he) && he.status == status
-}
-
-// raceEnabled reports whether the test binary was built with -race, under
-// which sync.Pool drops items at random and allocation counts mean nothing.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// TestCompressedRequestAllocations measures the allocations per request of
-// compressed and NDJSON bodies through the handler, in the steady state:
-// the pooled decoders and buffers must make them cost no more than an
-// uncompressed JSON request (TestRequestPathAllocations: at most 3).
-func TestCompressedRequestAllocations(t *testing.T) {
-	if raceEnabled() {
-		t.Skip("allocation counts are meaningless under -race")
-	}
-	d := newNullDispatcher(t)
-	srv, err := New(Config{MaxBodyBytes: testMaxBody}, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name, ctype, encoding, body string
-	}{
-		{"identity JSON", "application/json", "", refBody},
-		{"gzip JSON", "application/json", "gzip", gzipped(refBody)},
-		{"deflate JSON", "application/json", "deflate", zlibbed(refBody)},
-		{"raw deflate JSON", "application/json", "deflate", deflated(refBody)},
-		{"zstd JSON", "application/json", "zstd", zstded(refBody)},
-		{"zstd streamed JSON", "application/json", "zstd", zstdStreamed(refBody)},
-		{"identity NDJSON", "application/x-ndjson", "", refNDJSON},
-		{"gzip NDJSON", "application/x-ndjson", "gzip", gzipped(refNDJSON)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var ctx fasthttp.RequestCtx
-			ctx.Request.Header.SetMethod(fasthttp.MethodPost)
-			ctx.Request.SetRequestURI("/")
-			ctx.Request.Header.SetContentType(tt.ctype)
-			if tt.encoding != "" {
-				ctx.Request.Header.Set("Content-Encoding", tt.encoding)
-			}
-			ctx.Request.SetBodyString(tt.body)
-			allocs := testing.AllocsPerRun(1000, func() {
-				ctx.Response.Reset()
-				srv.handle(&ctx)
-				if ctx.Response.StatusCode() != fasthttp.StatusAccepted {
-					t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-				}
-				for d.Stats().InFlight() != 0 {
-					runtime.Gosched()
-				}
-			})
-			t.Logf("%s: %.1f allocations per request", tt.name, allocs)
-			if allocs > 3 {
-				t.Errorf("%s: %.1f allocations per request; want at most 3", tt.name, allocs)
-			}
-		})
-	}
 }
 
 // FuzzDecompress feeds arbitrary bytes to the body reader as gzip,
