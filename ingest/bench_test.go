@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -76,40 +78,96 @@ func BenchmarkDispatcherPerTask(b *testing.B) {
 		if err := d.Submit(now, NewBatch(parcels)); err != nil {
 			b.Fatal(err)
 		}
+		for len(d.queue) > 0 { // as BenchmarkHandoffFloor does
+			runtime.Gosched()
+		}
 	}
 	elapsed := b.Elapsed()
 	shutdown(b, d)
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(tasks), "ns/task")
 }
 
-// BenchmarkHandoffFloor is the least the reference structure can cost per
-// task, without any of fastingest's code: one worker that offers its own
-// channel on a pool channel and selects on it and a quit channel, fed by a
-// loop that takes the offer and sends a task. Each task costs two goroutine
-// switches and five channel operations; the global queue would add two more.
-// With -cpu 1 this is the floor under BenchmarkDispatcherPerTask.
-func BenchmarkHandoffFloor(b *testing.B) {
-	pool := make(chan chan Task, 1)
-	tasks := make(chan Task)
+// BenchmarkHandoffFloor is the least the reference structure, as fastingest
+// keeps it, can cost per task, without any of fastingest's code: 9-task
+// requests sent into a global queue, a dispatcher loop that hands each task
+// to the most recently ready of 100 workers, and workers that offer their own
+// channel on a pool channel and receive on it. Each task costs two goroutine
+// switches and six channel operations. With -cpu 1 this is the floor under
+// BenchmarkDispatcherPerTask; ns/task is the figure to compare.
+func BenchmarkHandoffFloor(b *testing.B) { benchmarkHandoff(b, false) }
+
+// BenchmarkHandoffFloorQuitSelect is the same with the reference's worker,
+// which selects on its task channel and a separate quit channel: the cost
+// that made fastingest's worker quit on its task channel being closed.
+func BenchmarkHandoffFloorQuitSelect(b *testing.B) { benchmarkHandoff(b, true) }
+
+func benchmarkHandoff(b *testing.B, quitSelect bool) {
+	const workers, perRequest = 100, 9
+	pool := make(chan chan Task, workers)
 	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			pool <- tasks
-			select {
-			case <-tasks:
-			case <-quit:
-				return
+	var exited sync.WaitGroup
+	exited.Add(workers)
+	for range workers {
+		tasks := make(chan Task)
+		go func() {
+			defer exited.Done()
+			for {
+				pool <- tasks
+				if quitSelect {
+					select {
+					case <-tasks:
+					case <-quit:
+						return
+					}
+				} else if _, ok := <-tasks; !ok {
+					return
+				}
 			}
+		}()
+	}
+	queue := make(chan Task, 10000)
+	dispatched := make(chan []chan Task)
+	go func() {
+		ready := make([]chan Task, 0, workers)
+		for t := range queue {
+			for len(pool) > 0 || len(ready) == 0 {
+				ready = append(ready, <-pool)
+			}
+			w := ready[len(ready)-1]
+			ready = ready[:len(ready)-1]
+			w <- t
 		}
+		dispatched <- ready
 	}()
 	p := &Parcel{ID: "1"}
 	b.ReportAllocs()
+	tasks := 0
 	for b.Loop() {
-		ready := <-pool
-		ready <- Task{Parcel: p}
+		for range perRequest {
+			queue <- Task{Parcel: p}
+		}
+		tasks += perRequest
+		// Like a handler going back to wait for its next request: the
+		// dispatcher and workers run, as they would on one CPU.
+		for len(queue) > 0 {
+			runtime.Gosched()
+		}
 	}
-	close(quit)
-	<-done
+	elapsed := b.Elapsed()
+	close(queue)
+	ready := <-dispatched
+	if quitSelect {
+		close(quit)
+	} else {
+		// Every worker has offered itself, or is about to: close each
+		// task channel once, whether its offer was taken or not.
+		for _, w := range ready {
+			close(w)
+		}
+		for range workers - len(ready) {
+			close(<-pool)
+		}
+	}
+	exited.Wait()
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(tasks), "ns/task")
 }

@@ -197,8 +197,10 @@ func (d *Dispatcher) run() {
 		d.dispatched.Add(1)
 		worker <- t
 	}
+	// The queue is closed and empty: nothing more will be sent to any
+	// worker, so each may be told to quit.
 	for _, w := range d.workers {
-		w.Stop()
+		w.quit()
 	}
 	d.workersWG.Wait()
 }

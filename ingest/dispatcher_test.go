@@ -396,29 +396,51 @@ func TestSinkPanicCountsAsFailedAndWorkerSurvives(t *testing.T) {
 	}
 }
 
-func TestWorkerQuit(t *testing.T) {
-	d, err := New(Config{MaxQueue: 1, MaxWorkers: 1, Sink: &recordingSink{}})
+// startLoneWorker starts a worker outside any dispatcher loop, offering
+// itself on the returned pool; exited is closed when it quits.
+func startLoneWorker(t *testing.T, sink Sink) (w *Worker, pool chan chan Task, exited chan struct{}) {
+	t.Helper()
+	d, err := New(Config{MaxQueue: 1, MaxWorkers: 1, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := make(chan chan Task, 1)
-	exited := make(chan struct{})
-	w := newWorker(1, pool, d, func() { close(exited) })
+	pool = make(chan chan Task, 1)
+	exited = make(chan struct{})
+	w = newWorker(1, pool, d, func() { close(exited) })
 	w.Start()
+	return w, pool, exited
+}
 
-	// The worker offers its task channel, takes a task and offers itself
-	// again; then Stop makes it quit, and a second Stop is harmless.
-	ready := <-pool
-	ready <- Task{Parcel: &Parcel{ID: "1"}}
-	<-pool
-	w.Stop()
-	w.Stop()
+func waitExited(t *testing.T, exited <-chan struct{}) {
+	t.Helper()
 	select {
 	case <-exited:
 	case <-time.After(10 * time.Second):
-		t.Fatal("worker did not quit after Stop")
+		t.Fatal("worker did not quit after its task channel was closed")
 	}
-	if got := d.Stats().Completed; got != 1 {
+}
+
+func TestWorkerQuitWhileIdle(t *testing.T) {
+	w, pool, exited := startLoneWorker(t, &recordingSink{})
+	<-pool // offered, and waiting for a task
+	w.quit()
+	waitExited(t, exited)
+}
+
+func TestWorkerQuitWhileBusyFinishesTheTask(t *testing.T) {
+	sink := newGatedSink()
+	w, pool, exited := startLoneWorker(t, sink)
+	(<-pool) <- Task{Parcel: &Parcel{ID: "1"}}
+	waitFor(t, "the worker storing its task", func() bool { return sink.running.Load() == 1 })
+	w.quit()
+	select {
+	case <-exited:
+		t.Fatal("worker quit before finishing its task")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(sink.release)
+	waitExited(t, exited)
+	if got := w.d.Stats().Completed; got != 1 {
 		t.Errorf("completed = %d; want 1", got)
 	}
 }

@@ -5,18 +5,27 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 )
 
 // Worker stores tasks one at a time. At the top of its loop it offers its own
 // task channel to the dispatcher's pool of ready workers, then blocks until
-// the dispatcher sends it a task or it is told to quit.
+// the dispatcher sends it a task, or closes the channel to tell it to quit.
+//
+// The reference design gives each worker a separate quit channel and selects
+// on it beside the task channel. On the request path that select is the
+// single most expensive step of a task's hand-off: a select locks and queues
+// on both channels where a receive touches one. Measured on one CPU
+// (BenchmarkHandoffFloor against BenchmarkHandoffFloorQuitSelect) it costs
+// about 110 ns per task, 1 µs for the reference's 9-parcel request; with wrk
+// against the whole server (64 connections, null sink, server pinned to one
+// CPU, three alternating rounds) dropping it took the CPU per request from
+// 14.5 to 13.3 µs and raised req/s by 9.5%. So the task channel doubles as
+// the quit channel: the dispatcher, its only sender, closes it after its
+// last send, which is exactly when the reference would tell a worker to quit.
 type Worker struct {
 	id    int
-	tasks chan Task        // unbuffered: a send is a hand-off to this worker
+	tasks chan Task        // unbuffered: a send is a hand-off; closed: quit
 	pool  chan<- chan Task // where the worker announces it is ready
-	quit  chan struct{}    // closed by Stop
-	stop  sync.Once        // guards close(quit)
 	d     *Dispatcher      // sink, counters and logger
 	done  func()           // called once when the loop exits
 	trace bool             // log every task (LOG_LEVEL=debug)
@@ -27,7 +36,6 @@ func newWorker(id int, pool chan<- chan Task, d *Dispatcher, done func()) *Worke
 		id:    id,
 		tasks: make(chan Task),
 		pool:  pool,
-		quit:  make(chan struct{}),
 		d:     d,
 		done:  done,
 		trace: d.log.Enabled(context.Background(), slog.LevelDebug),
@@ -39,10 +47,11 @@ func (w *Worker) Start() {
 	go w.loop()
 }
 
-// Stop tells the worker to quit once it is idle. A task the worker is
-// processing is finished first. Stop is safe to call more than once.
-func (w *Worker) Stop() {
-	w.stop.Do(func() { close(w.quit) })
+// quit tells the worker to quit once it is idle; a task it is processing is
+// finished first. Only the dispatcher calls it, once, after its last send to
+// the worker: a send after it would panic.
+func (w *Worker) quit() {
+	close(w.tasks)
 }
 
 func (w *Worker) loop() {
@@ -51,12 +60,11 @@ func (w *Worker) loop() {
 		// The pool has room for every worker and a worker offers itself
 		// at most once per task, so this send never blocks.
 		w.pool <- w.tasks
-		select {
-		case t := <-w.tasks:
-			w.process(t)
-		case <-w.quit:
+		t, ok := <-w.tasks
+		if !ok {
 			return
 		}
+		w.process(t)
 	}
 }
 
