@@ -16,12 +16,12 @@ import (
 // single most expensive step of a task's hand-off: a select locks and queues
 // on both channels where a receive touches one. Measured on one CPU
 // (BenchmarkHandoffFloor against BenchmarkHandoffFloorQuitSelect) it costs
-// about 110 ns per task, 1 µs for the reference's 9-parcel request; with wrk
-// against the whole server (64 connections, null sink, server pinned to one
-// CPU, three alternating rounds) dropping it took the CPU per request from
-// 14.5 to 13.3 µs and raised req/s by 9.5%. So the task channel doubles as
-// the quit channel: the dispatcher, its only sender, closes it after its
-// last send, which is exactly when the reference would tell a worker to quit.
+// about 100 ns per task, 0.9 µs for the reference's 9-parcel request; with
+// scripts/bench.sh --baseline-ref, the whole server without it took 13.2
+// instead of 14.8 µs of CPU per request and served 11% more requests per
+// second. So the task channel doubles as the quit channel: the dispatcher,
+// its only sender, closes it after its last send, which is exactly when the
+// reference would tell a worker to quit.
 type Worker struct {
 	id    int
 	tasks chan Task        // unbuffered: a send is a hand-off; closed: quit
