@@ -74,8 +74,8 @@ func statusOf(err error) (int, *httpError) {
 	}
 }
 
-// writeError answers a request with err's status and {"error":"..."}, counts
-// it, and logs it at most once per interval.
+// writeError answers a request with err's status and {"error":"..."}, and
+// logs it at most once per interval.
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	status, he := statusOf(err)
 	ctx.Response.Reset()
@@ -95,17 +95,22 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ctx.SetBody(errorBody(he.msg))
 
-	if status >= 500 {
-		s.serverErrors.Add(1)
-	} else {
-		s.clientErrors.Add(1)
-	}
 	if status == fasthttp.StatusNotFound || errors.Is(err, errDecoderPanic) {
 		return // not worth a line: scanners; panics have their own
 	}
 	if ok, suppressed := s.rejectLog.Allow(); ok {
 		s.log.Warn("rejected request", "status", status, "error", he.msg,
 			"remote", ctx.RemoteAddr().String(), "suppressed_since_last", suppressed)
+	}
+}
+
+// countRefused counts an ingestion request answered with an error status
+// in Stats.
+func (s *Server) countRefused(status int) {
+	if status >= 500 {
+		s.serverErrors.Add(1)
+	} else {
+		s.clientErrors.Add(1)
 	}
 }
 
@@ -132,7 +137,11 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		_, _ = io.WriteString(plain.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 		return
 	}
-	defer func() { s.metrics.observeUnparsed(ctx.Response.StatusCode()) }()
+	defer func() {
+		status := ctx.Response.StatusCode()
+		s.countRefused(status)
+		s.metrics.observeUnparsed(status)
+	}()
 	var small *fasthttp.ErrSmallBuffer
 	// Not net.Error: some listeners' timeout errors (fasthttputil's) only
 	// have Timeout, and that is all fasthttp itself checks.

@@ -253,7 +253,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Stats counts the requests a Server has answered.
+// Stats counts the answers to ingestion requests: those to POST / (any
+// method), and requests fasthttp could not parse, which are not routed.
+// Health probes, metrics scrapes and unknown paths are not counted here;
+// the per-path request counters of /metrics count every request.
 type Stats struct {
 	Accepted      uint64 // answered 202
 	ClientErrors  uint64 // answered 4xx
@@ -301,7 +304,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if err != nil {
 		s.writeError(ctx, err)
-		if route == routeIngest { // not health probes: a load balancer's would inflate it
+		// Not health probes, scrapes or unknown paths: a load
+		// balancer's 503 probes would read as failed ingestion.
+		if route == routeIngest {
+			s.countRefused(ctx.Response.StatusCode())
 			s.metrics.shed(err)
 		}
 	}
