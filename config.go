@@ -20,6 +20,7 @@ import (
 type config struct {
 	Addr            string
 	MaxQueue        int
+	MaxQueueBytes   int64
 	MaxWorkers      int
 	Sink            string
 	SimMin, SimMax  time.Duration
@@ -77,6 +78,8 @@ var options = []option{
 		func(c *config, v string) bool { return parseInt(v, 1, 1_000_000, &c.MaxWorkers) }},
 	{"MAX_QUEUE", "max-queue", "10000", "capacity of the global task queue, in parcels", "an integer from 1 to 10000000",
 		func(c *config, v string) bool { return parseInt(v, 1, 10_000_000, &c.MaxQueue) }},
+	{"MAX_QUEUE_BYTES", "max-queue-bytes", "256MiB", "most body bytes the queued requests may hold, from decoding until every parcel is stored; at least MAX_BODY_BYTES", "a size from 1KiB to 1TiB: bytes, or with a KiB, MiB or GiB suffix",
+		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<40, &c.MaxQueueBytes) }},
 	{"SINK", "sink", "file", "where tasks go: file (NDJSON segments in DATA_DIR), nats (a JetStream stream), sim (simulated store, random latency) or null (discard)", "file, nats, sim or null",
 		func(c *config, v string) bool {
 			c.Sink = strings.ToLower(v)
@@ -237,12 +240,17 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Wri
 			return config{}, &configError{name: name, value: value, accepts: o.accepts}
 		}
 	}
+	if c.MaxQueueBytes < int64(c.MaxBodyBytes) {
+		// The largest body could never be admitted.
+		return config{}, &configError{name: "MAX_QUEUE_BYTES", value: strconv.FormatInt(c.MaxQueueBytes, 10),
+			accepts: "at least MAX_BODY_BYTES (" + strconv.Itoa(c.MaxBodyBytes) + "): raise it, or lower MAX_BODY_BYTES"}
+	}
 	return c, nil
 }
 
 // logAttrs describes the configuration for the startup log line.
 func (c config) logAttrs() []any {
-	attrs := []any{"addr", c.Addr, "max_workers", c.MaxWorkers, "max_queue", c.MaxQueue,
+	attrs := []any{"addr", c.Addr, "max_workers", c.MaxWorkers, "max_queue", c.MaxQueue, "max_queue_bytes", c.MaxQueueBytes,
 		"sink", c.Sink, "max_body_bytes", c.MaxBodyBytes, "log_level", c.LogLevel.String(),
 		"shutdown_timeout", c.ShutdownTimeout.String()}
 	attrs = append(attrs, "enqueue_timeout", c.EnqueueTimeout.String(), "ready_max_queue_wait", c.ReadyMaxQueueWait.String(),

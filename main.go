@@ -59,7 +59,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 	}
 	registry := metrics.NewSet() // what /metrics serves
 	dispatcher, err := ingest.New(ingest.Config{
-		MaxQueue: cfg.MaxQueue, MaxWorkers: cfg.MaxWorkers, Sink: store,
+		MaxQueue: cfg.MaxQueue, MaxQueueBytes: cfg.MaxQueueBytes, MaxWorkers: cfg.MaxWorkers, Sink: store,
 		EnqueueTimeout: cfg.EnqueueTimeout, Metrics: registry, Logger: log,
 	})
 	if err != nil {

@@ -28,6 +28,14 @@ type Batch struct {
 	owner   finisher     // counts each task's outcome: the dispatcher it was submitted to
 	pooled  bool         // came from AcquireBatch, so goes back to the pool
 
+	// The body bytes reserved for this batch by Dispatcher.ReserveBody,
+	// in bodyRoom, given back when the batch is released; and how long
+	// the reservation waited, which Submit's wait for places deducts
+	// from ENQUEUE_TIMEOUT.
+	bodyRoom     *room
+	bodyReserved int64
+	bodyWaited   time.Duration
+
 	// finished receives one signal from the last task when a waiter is
 	// registered; the waiter then releases the batch. Made once per batch.
 	finished chan struct{}
@@ -59,6 +67,7 @@ func AcquireBatch() *Batch {
 // submitted (or whose Submit failed): a submitted batch is released by the
 // worker that completes its last task.
 func ReleaseBatch(b *Batch) {
+	b.giveBackBody(0)
 	if !b.pooled {
 		return
 	}
@@ -67,6 +76,26 @@ func ReleaseBatch(b *Batch) {
 	}
 	b.reset()
 	batchPool.Put(b)
+}
+
+// giveBackBody keeps keep bytes of the body reservation, if there is one,
+// and gives the rest back.
+func (b *Batch) giveBackBody(keep int64) {
+	if b.bodyRoom == nil || b.bodyReserved <= keep {
+		return
+	}
+	b.bodyRoom.release(b.bodyReserved - keep)
+	b.bodyReserved = keep
+	if keep == 0 {
+		b.bodyRoom, b.bodyWaited = nil, 0
+	}
+}
+
+// copyBody replaces the batch's body copy with body. A reservation made
+// for more (a compressed body's bound) shrinks to what the copy holds.
+func (b *Batch) copyBody(body []byte) {
+	b.buf = append(b.buf[:0], body...)
+	b.giveBackBody(int64(len(b.buf)))
 }
 
 func (b *Batch) reset() {
@@ -142,7 +171,7 @@ func (b *Batch) wait(timer <-chan time.Time) (finished bool, failed int64) {
 // same values (the differential fuzz target checks this).
 func (b *Batch) Decode(body []byte) error {
 	b.reset()
-	b.buf = append(b.buf[:0], body...)
+	b.copyBody(body)
 	if b.scan() {
 		return nil
 	}

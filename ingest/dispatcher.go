@@ -20,24 +20,38 @@ import (
 var ErrClosed = errors.New("ingest: shutting down, not accepting parcels")
 
 // QueueFullError is returned by Submit when the queue had no room for the
-// whole request within EnqueueTimeout. Nothing of the request was queued.
+// whole request within EnqueueTimeout, and by ReserveBody when the queue's
+// requests held too many body bytes for that long (then Bytes is set).
+// Nothing of the request was queued.
 type QueueFullError struct {
 	Parcels int
+	Bytes   int
 	Timeout time.Duration
 }
 
 func (e *QueueFullError) Error() string {
+	if e.Bytes > 0 {
+		return "the queue had no room for a body of " + strconv.Itoa(e.Bytes) + " bytes (MAX_QUEUE_BYTES) within " + e.Timeout.String()
+	}
 	return "the queue had no room for " + strconv.Itoa(e.Parcels) + " parcels within " + e.Timeout.String()
 }
 
 // TooLargeError is returned by Submit for a request with more parcels than
-// the queue can ever hold: waiting for room would be waiting forever.
+// the queue can ever hold, and by ReserveBody for a body larger than the
+// queue's byte limit (then Bytes is set): waiting for room would be waiting
+// forever.
 type TooLargeError struct {
 	Parcels  int
 	MaxQueue int
+	Bytes    int
+	MaxBytes int64
 }
 
 func (e *TooLargeError) Error() string {
+	if e.Bytes > 0 {
+		return "a body of " + strconv.Itoa(e.Bytes) + " bytes is more than the queue can ever hold (" +
+			strconv.FormatInt(e.MaxBytes, 10) + " bytes)"
+	}
 	return strconv.Itoa(e.Parcels) + " parcels is more than the queue can ever hold (" + strconv.Itoa(e.MaxQueue) + ")"
 }
 
@@ -45,6 +59,11 @@ func (e *TooLargeError) Error() string {
 type Config struct {
 	// MaxQueue is the capacity of the global task queue (MAX_QUEUE).
 	MaxQueue int
+	// MaxQueueBytes bounds the body bytes held by requests from
+	// ReserveBody until their batch is released (MAX_QUEUE_BYTES): the
+	// copies of the bodies waiting for queue places, queued, or being
+	// stored. 0 means no limit.
+	MaxQueueBytes int64
 	// MaxWorkers is the number of workers (MAX_WORKERS).
 	MaxWorkers int
 	// Sink stores the tasks.
@@ -71,6 +90,8 @@ type Config struct {
 type Dispatcher struct {
 	queue    chan Task      // the global task queue, cap MaxQueue
 	room     *room          // its free places, reserved a whole request at a time
+	bodyRoom *room          // free body bytes (MaxQueueBytes); nil: no limit
+	maxBytes int64          // MaxQueueBytes
 	timeout  time.Duration  // EnqueueTimeout
 	pool     chan chan Task // task channels of ready workers, cap MaxWorkers
 	workers  []*Worker
@@ -119,6 +140,9 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Sink == nil {
 		return nil, errors.New("ingest: Sink is required")
 	}
+	if cfg.MaxQueueBytes < 0 {
+		return nil, fmt.Errorf("ingest: MaxQueueBytes must not be negative, got %d", cfg.MaxQueueBytes)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -126,6 +150,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		queue:      make(chan Task, cfg.MaxQueue),
 		room:       newRoom(cfg.MaxQueue),
+		maxBytes:   cfg.MaxQueueBytes,
 		timeout:    cfg.EnqueueTimeout,
 		pool:       make(chan chan Task, cfg.MaxWorkers),
 		sink:       cfg.Sink,
@@ -133,6 +158,9 @@ func New(cfg Config) (*Dispatcher, error) {
 		done:       make(chan struct{}),
 		sinkErrors: ratelog.New(10 * time.Second),
 		trace:      log.Enabled(context.Background(), slog.LevelDebug),
+	}
+	if cfg.MaxQueueBytes > 0 {
+		d.bodyRoom = newRoom64(cfg.MaxQueueBytes)
 	}
 	d.deferred, _ = cfg.Sink.(DeferredSink)
 	d.registerMetrics(cfg.Metrics)
@@ -217,6 +245,34 @@ func (d *Dispatcher) collectReady(ready []chan Task) []chan Task {
 	}
 }
 
+// ReserveBody reserves n bytes of MaxQueueBytes for the body that b is about
+// to hold, before it is copied and decoded: a request waits for memory
+// while it holds only the HTTP server's buffer, not a copy of its own. It
+// waits like Submit, first come, first served, at most EnqueueTimeout, and
+// returns a *QueueFullError (Bytes set) if the time runs out, or a
+// *TooLargeError if n exceeds MaxQueueBytes. Decoding shrinks the
+// reservation to the bytes the batch's copy holds (for a compressed body,
+// reserve the decompressed bound); releasing the batch gives it back, on
+// every path. Without a byte limit it does nothing.
+func (d *Dispatcher) ReserveBody(b *Batch, n int) error {
+	if d.bodyRoom == nil || n <= 0 {
+		return nil
+	}
+	if int64(n) > d.maxBytes {
+		return &TooLargeError{Bytes: n, MaxBytes: d.maxBytes}
+	}
+	b.giveBackBody(0) // at most one reservation per batch
+	waited, err := d.wait(d.bodyRoom, int64(n), d.timeout)
+	if waited > 0 {
+		d.noteWait(waited)
+	}
+	if err != nil {
+		return &QueueFullError{Bytes: n, Timeout: d.timeout}
+	}
+	b.bodyRoom, b.bodyReserved, b.bodyWaited = d.bodyRoom, int64(n), waited
+	return nil
+}
+
 // Submit queues one task per parcel of b, all received at received. It
 // blocks while the queue is full (backpressure) and returns once every task
 // is queued, or ErrClosed, queueing nothing, when Shutdown has begun.
@@ -292,7 +348,7 @@ func (d *Dispatcher) submit(received time.Time, b *Batch, wait bool) error {
 	}
 	// Room for every task first, so that a request that gives up
 	// waiting has queued nothing; the sends below then never block.
-	if err := d.reserve(n); err != nil {
+	if err := d.reserve(n, b.bodyWaited); err != nil {
 		return err
 	}
 	b.owner = d
@@ -316,21 +372,38 @@ func (d *Dispatcher) submit(received time.Time, b *Batch, wait bool) error {
 	return nil
 }
 
-// reserve takes room in the queue for n tasks, recording how long it waited.
-func (d *Dispatcher) reserve(n int) error {
+// reserve takes room in the queue for n tasks, recording how long the
+// request waited, bodyWaited for its body bytes included: it waits for
+// places only what is left of EnqueueTimeout after that.
+func (d *Dispatcher) reserve(n int, bodyWaited time.Duration) error {
 	if d.room.tryReserve(int64(n)) {
-		d.queueWait.Observe(0)
+		d.queueWait.Observe(bodyWaited)
 		return nil
 	}
-	start := time.Now()
-	err := d.room.reserve(int64(n), d.timeout, nil)
-	waited := time.Since(start)
-	d.queueWait.Observe(waited)
-	d.noteWait(waited)
+	timeout := d.timeout
+	if timeout > 0 {
+		// At least a moment: a request whose body wait used up the
+		// time still gets places that are free.
+		timeout = max(timeout-bodyWaited, time.Millisecond)
+	}
+	waited, err := d.wait(d.room, int64(n), timeout)
+	d.queueWait.Observe(bodyWaited + waited)
+	d.noteWait(bodyWaited + waited)
 	if err != nil {
 		return &QueueFullError{Parcels: n, Timeout: d.timeout}
 	}
 	return nil
+}
+
+// wait takes n units of r, waiting at most timeout (0: as long as it
+// takes), and returns how long it waited: 0 when they were free at once.
+func (d *Dispatcher) wait(r *room, n int64, timeout time.Duration) (time.Duration, error) {
+	if r.tryReserve(n) {
+		return 0, nil
+	}
+	start := time.Now()
+	err := r.reserve(n, timeout, nil)
+	return time.Since(start), err
 }
 
 // noteWait records a queue wait that just ended, in the bucket of the
@@ -362,6 +435,9 @@ const recentWindow = 5 * time.Second
 func (d *Dispatcher) RecentQueueWait() time.Duration {
 	now := time.Now()
 	longest := d.room.longestWait(now)
+	if d.bodyRoom != nil {
+		longest = max(longest, d.bodyRoom.longestWait(now))
+	}
 	oldest := now.Unix() - int64(recentWindow/time.Second)
 	d.waitMu.Lock()
 	for _, b := range d.recentWaits {

@@ -60,6 +60,11 @@ func (d *Dispatcher) registerMetrics(set *metrics.Set) {
 		gauge("fastingest_parcels_in_flight", "Accepted parcels neither completed nor failed: accepted - completed - failed in this scrape.", st.InFlight())
 		gauge("fastingest_queue_length", "Tasks waiting in the global queue.", uint64(st.Queued))
 		gauge("fastingest_queue_capacity", "Capacity of the global queue (MAX_QUEUE).", uint64(st.QueueCap))
+		if d.bodyRoom != nil {
+			held := d.maxBytes - d.bodyRoom.free.Load()
+			gauge("fastingest_queue_body_bytes", "Body bytes held by the queue's requests, from decoding until stored.", uint64(held))
+			gauge("fastingest_queue_body_bytes_capacity", "Most body bytes the queue's requests may hold (MAX_QUEUE_BYTES).", uint64(d.maxBytes))
+		}
 		gauge("fastingest_workers_busy", "Workers on a task.", uint64(st.BusyWorkers))
 		gauge("fastingest_workers", "Workers (MAX_WORKERS).", uint64(st.Workers))
 	})

@@ -31,7 +31,7 @@ import (
 // encoding/json).
 func (b *Batch) DecodeNDJSON(body []byte) error {
 	b.reset()
-	b.buf = append(b.buf[:0], body...)
+	b.copyBody(body)
 	s := b.buf
 	for n, start := 1, 0; start < len(s); n++ {
 		end := len(s)

@@ -12,7 +12,7 @@ import (
 // every task of a request is queued or none is, even when the request gives
 // up waiting. It is a weighted semaphore: first come, first served once
 // anyone waits, so that a large request is not starved by a stream of small
-// ones.
+// ones. A second room counts body bytes (MaxQueueBytes) the same way.
 //
 // The dispatcher gives a place back for every task it takes off the queue.
 // Since the places reserved and not yet given back never exceed the
@@ -34,9 +34,12 @@ type roomWaiter struct {
 // errRoomTimeout is returned by reserve when the wait ran out.
 var errRoomTimeout = errors.New("no room in the queue")
 
-func newRoom(places int) *room {
+func newRoom(places int) *room { return newRoom64(int64(places)) }
+
+// newRoom64 is newRoom for units counted in int64: bytes.
+func newRoom64(units int64) *room {
 	r := &room{}
-	r.free.Store(int64(places))
+	r.free.Store(units)
 	return r
 }
 

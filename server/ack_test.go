@@ -30,9 +30,9 @@ type answer struct {
 	err  error
 }
 
-// postAsync POSTs body to / from a goroutine of its own; the channel
-// receives the answer.
-func (e *testEnv) postAsync(body string) <-chan answer {
+// postAsync POSTs body to /, with headers added, from a goroutine of its
+// own; the channel receives the answer.
+func (e *testEnv) postAsync(body string, headers ...[2]string) <-chan answer {
 	ch := make(chan answer, 1)
 	go func() {
 		req := fasthttp.AcquireRequest()
@@ -40,6 +40,9 @@ func (e *testEnv) postAsync(body string) <-chan answer {
 		req.Header.SetMethod(fasthttp.MethodPost)
 		req.SetRequestURI("http://fastingest.test/")
 		req.Header.SetContentType("application/json")
+		for _, h := range headers {
+			req.Header.Add(h[0], h[1])
+		}
 		req.SetBodyString(body)
 		resp := &fasthttp.Response{}
 		err := e.client.DoTimeout(req, resp, waitTimeout)

@@ -24,7 +24,9 @@ func (discardSink) Store(context.Context, ingest.Task) error { return nil }
 // measuring the request path alone; it is shut down when the test ends.
 func newNullDispatcher(b testing.TB) *ingest.Dispatcher {
 	b.Helper()
-	d, err := ingest.New(ingest.Config{MaxQueue: 10000, MaxWorkers: 64, Sink: discardSink{}})
+	// MaxQueueBytes as fastingest's default: the body-bytes reservation
+	// is part of the measured path.
+	d, err := ingest.New(ingest.Config{MaxQueue: 10000, MaxQueueBytes: 256 << 20, MaxWorkers: 64, Sink: discardSink{}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -274,6 +274,15 @@ func readLimited(dec io.Reader, buf []byte, limit int) ([]byte, error) {
 	}
 }
 
+// bodyBound is the most bytes decodeBody can copy into a batch for req:
+// the body itself, or, compressed, the limit decompression stops at.
+func (s *Server) bodyBound(req *fasthttp.Request, f bodyFormat) int {
+	if f.coding != codingIdentity {
+		return s.cfg.MaxBodyBytes
+	}
+	return len(req.Body())
+}
+
 // decodeBody undoes the request body's content coding and decodes it into
 // b as format f says, whole or not at all. Decoder panics are recovered
 // (see decodeRecovering) for both JSON and NDJSON.

@@ -62,6 +62,10 @@ func statusOf(err error) (int, *httpError) {
 	case errors.As(err, &full):
 		return fasthttp.StatusServiceUnavailable, &httpError{
 			msg: full.Error() + " (ENQUEUE_TIMEOUT): nothing of the request was queued; retry later"}
+	case errors.As(err, &large) && large.Bytes > 0:
+		return fasthttp.StatusRequestEntityTooLarge, &httpError{
+			msg: "the body's " + strconv.Itoa(large.Bytes) + " bytes are more than the queue can ever hold (MAX_QUEUE_BYTES " +
+				strconv.FormatInt(large.MaxBytes, 10) + "); send smaller batches"}
 	case errors.As(err, &large):
 		return fasthttp.StatusRequestEntityTooLarge, &httpError{
 			msg: "the request has " + strconv.Itoa(large.Parcels) + " parcels, more than the queue can ever hold (MAX_QUEUE " +

@@ -350,3 +350,52 @@ func TestMaxConns(t *testing.T) {
 		return healthz(conn, bufio.NewReader(conn)).StatusCode() == fasthttp.StatusOK
 	})
 }
+
+// TestMaxQueueBytes: a request whose body does not fit in MAX_QUEUE_BYTES
+// beside the bodies the queue already holds waits for bytes before its body
+// is copied, and gets 503 with Retry-After after ENQUEUE_TIMEOUT, nothing
+// queued. A compressed body reserves the decompressed bound, then keeps
+// only what its copy holds.
+func TestMaxQueueBytes(t *testing.T) {
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	maxBytes := int64(2*len(refBody) + len(refBody)/2)
+	env := startTunedEnv(t, tunedOptions{
+		ingest: ingest.Config{MaxQueue: 1000, MaxQueueBytes: maxBytes, MaxWorkers: 1,
+			Sink: &recordingSink{release: release}, EnqueueTimeout: 50 * time.Millisecond},
+		server: Config{MaxBodyBytes: int(maxBytes)},
+	})
+	t.Cleanup(releaseOnce)
+	for range 2 {
+		checkAccepted(t, env.do(t, request{ctype: "application/json", body: refBody}), `{"accepted":9}`)
+	}
+	before := env.scrape(t)
+	resp := env.do(t, request{ctype: "application/json", body: refBody})
+	checkError(t, resp, fasthttp.StatusServiceUnavailable,
+		"no room for a body of "+strconv.Itoa(len(refBody))+" bytes", "MAX_QUEUE_BYTES", "within 50ms", "nothing of the request was queued")
+	checkHeader(t, resp, fasthttp.HeaderRetryAfter, "1")
+	if got := env.disp.Stats().Accepted; got != 18 {
+		t.Errorf("dispatcher accepted %d parcels; want the 18 before", got)
+	}
+	after := env.scrape(t)
+	if got := after.get(t, `fastingest_requests_shed_total{reason="queue_full"}`) - before.get(t, `fastingest_requests_shed_total{reason="queue_full"}`); got != 1 {
+		t.Errorf("queue_full sheds rose by %v; want 1", got)
+	}
+	if got, want := after.get(t, "fastingest_queue_body_bytes"), float64(2*len(refBody)); got != want {
+		t.Errorf("fastingest_queue_body_bytes = %v; want %v, the two accepted bodies", got, want)
+	}
+	if got, want := after.get(t, "fastingest_queue_body_bytes_capacity"), float64(maxBytes); got != want {
+		t.Errorf("fastingest_queue_body_bytes_capacity = %v; want %v", got, want)
+	}
+
+	// A gzip body reserves MaxBodyBytes, more than is free: it waits
+	// until the sink catches up, then is accepted.
+	gz := env.postAsync(gzipped(refBody), [2]string{"Content-Encoding", "gzip"})
+	waitFor(t, "the gzip request to wait for bytes", func() bool { return env.disp.RecentQueueWait() > 0 })
+	releaseOnce()
+	checkAccepted(t, awaitAnswer(t, gz), `{"accepted":9}`)
+	checkAccepted(t, env.do(t, request{ctype: "application/json", body: refBody}), `{"accepted":9}`)
+	waitFor(t, "every body byte given back once stored", func() bool {
+		return env.scrape(t).get(t, "fastingest_queue_body_bytes") == 0
+	})
+}

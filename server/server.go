@@ -26,6 +26,10 @@ import (
 // Queue is what the server needs from the ingest side: somewhere to submit a
 // request's parcels. *ingest.Dispatcher satisfies it.
 type Queue interface {
+	// ReserveBody reserves memory for the n body bytes b is about to
+	// copy, waiting while the queue's requests hold too many; on error
+	// the request is refused. Releasing b gives the reservation back.
+	ReserveBody(b *ingest.Batch, n int) error
 	// Submit queues every parcel of b, blocking while the queue is full,
 	// or returns an error and queues none. On success b belongs to the
 	// queue; on error it is still the caller's.
@@ -328,6 +332,13 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	b := ingest.AcquireBatch()
+	// Memory for the body's copy first, while the request holds only
+	// fasthttp's buffer: under overload requests wait here, before
+	// decoding, rather than each holding a decoded copy.
+	if err := s.queue.ReserveBody(b, s.bodyBound(&ctx.Request, format)); err != nil {
+		ingest.ReleaseBatch(b)
+		return err
+	}
 	if err := s.decodeBody(b, &ctx.Request, format); err != nil {
 		ingest.ReleaseBatch(b)
 		return err

@@ -612,6 +612,8 @@ func TestReadTimeout(t *testing.T) {
 // queueFunc adapts a function to Queue.
 type queueFunc func(time.Time, *ingest.Batch) error
 
+func (f queueFunc) ReserveBody(*ingest.Batch, int) error { return nil }
+
 func (f queueFunc) Submit(received time.Time, parcels *ingest.Batch) error {
 	return f(received, parcels)
 }
