@@ -182,10 +182,9 @@ func checkContentHeaders(h *fasthttp.RequestHeader) (bodyFormat, error) {
 				msg: fmt.Sprintf("Content-Type %q is not JSON: send application/json, or application/x-ndjson for one parcel per line (curl -d sends a form type unless given -H 'Content-Type: application/json')", ct)}
 		}
 	}
-	if len(h.ContentEncoding()) == 0 {
-		return f, nil // the usual case: no Content-Encoding header at all
-	}
-	// Every Content-Encoding header, and every coding listed in each.
+	// Every Content-Encoding header, and every coding listed in each: not
+	// only the first header, which may be empty while a later one names a
+	// coding. Without the header (the usual case) this finds nothing.
 	var first []byte
 	for _, values := range h.PeekAll(fasthttp.HeaderContentEncoding) {
 		for token := range bytes.SplitSeq(values, []byte(",")) {
