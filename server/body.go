@@ -284,26 +284,24 @@ func (s *Server) bodyBound(req *fasthttp.Request, f bodyFormat) int {
 }
 
 // decodeBody undoes the request body's content coding and decodes it into
-// b as format f says, whole or not at all. Decoder panics are recovered
-// (see decodeRecovering) for both JSON and NDJSON.
-func (s *Server) decodeBody(b *ingest.Batch, req *fasthttp.Request, f bodyFormat) error {
+// b as format f says, whole or not at all. Panics are recovered, in the
+// decompressor (see endDecompress) as in the JSON and NDJSON decoders (see
+// decodeRecovering).
+func (s *Server) decodeBody(b *ingest.Batch, req *fasthttp.Request, f bodyFormat) (err error) {
 	body := req.Body()
 	if f.coding == codingIdentity && !f.ndjson {
 		return s.decodeRecovering(b, body) // the usual request: nothing more to do
 	}
-	var r *bodyReader
 	if f.coding != codingIdentity {
-		r = getBodyReader()
-		defer putBodyReader(r) // Decode copies what it keeps
+		r := getBodyReader()
 		if f.coding == codingZstd {
 			// A zstd decoder holds a history buffer of up to the
 			// 8 MiB window a frame declares, however small the body:
 			// decoders are lent from a bounded set, so that
 			// concurrent zstd requests cannot multiply that memory.
 			r.zs = <-s.zstdDecoders
-			defer func() { s.zstdDecoders <- r.zs; r.zs = nil }()
 		}
-		var err error
+		defer s.endDecompress(r, f.coding, &err) // Decode copies what it keeps
 		if body, err = r.decompress(f.coding, body, s.cfg.MaxBodyBytes); err != nil {
 			return err
 		}
@@ -314,17 +312,47 @@ func (s *Server) decodeBody(b *ingest.Batch, req *fasthttp.Request, f bodyFormat
 	return s.decodeRecovering(b, body)
 }
 
+// endDecompress ends a request's use of r, deferred by decodeBody. A panic
+// in the decompressor becomes errDecoderPanic, as one in the JSON decoder
+// does: a bug in a dependency, reached by one hostile body, must not take
+// the process down with every queued parcel. A reader or zstd decoder that
+// panicked may be in any state, so it is dropped rather than reused; the
+// zstd slot goes back empty and gets a new decoder on its next use.
+func (s *Server) endDecompress(r *bodyReader, c coding, err *error) {
+	p := recover()
+	if c == codingZstd {
+		zs := r.zs
+		if p != nil {
+			zs = nil
+		}
+		s.zstdDecoders <- zs
+		r.zs = nil
+	}
+	if p == nil {
+		putBodyReader(r)
+		return
+	}
+	s.notePanic("decompressor ("+c.String()+")", p, r.src.Size())
+	*err = errDecoderPanic
+}
+
+// notePanic counts a recovered decoder panic and logs it at most once per
+// interval.
+func (s *Server) notePanic(what string, p any, bodyBytes int64) {
+	s.decoderPanics.Add(1)
+	if ok, suppressed := s.panicLog.Allow(); ok {
+		s.log.Error(what+" panicked; request answered 500, server keeps serving",
+			"panic", fmt.Sprint(p), "body_bytes", bodyBytes, "suppressed_since_last", suppressed)
+	}
+}
+
 // recoverDecode is decodeRecovering for a decoder given as an argument, so
 // that NDJSON bodies, and tests, can use it: a panic becomes
 // errDecoderPanic, counted and logged at most once per interval.
 func (s *Server) recoverDecode(decode func(*ingest.Batch, []byte) error, b *ingest.Batch, body []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.decoderPanics.Add(1)
-			if ok, suppressed := s.panicLog.Allow(); ok {
-				s.log.Error("JSON decoder panicked; request answered 500, server keeps serving",
-					"panic", fmt.Sprint(r), "body_bytes", len(body), "suppressed_since_last", suppressed)
-			}
+			s.notePanic("JSON decoder", r, int64(len(body)))
 			err = errDecoderPanic
 		}
 	}()

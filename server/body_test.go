@@ -647,3 +647,41 @@ func TestZstdDecoderMemoryIsBounded(t *testing.T) {
 		t.Errorf("heap in use grew %d MiB for %d zstd requests; want at most %d MiB", grown>>20, requests, limit>>20)
 	}
 }
+
+// TestDecompressorPanic: a panic inside the decompressor is answered 500
+// and counted like a JSON decoder's, the server keeps serving, and the zstd
+// decoder that panicked is not lent again. A zero zstd.Decoder, never made
+// by zstd.NewReader, stands in for a decoder left in a broken state: using
+// it panics.
+func TestDecompressorPanic(t *testing.T) {
+	env := startEnv(t, envOptions{})
+	slots := cap(env.srv.zstdDecoders)
+	for range slots {
+		<-env.srv.zstdDecoders
+		env.srv.zstdDecoders <- new(zstd.Decoder)
+	}
+	zstdReq := request{ctype: "application/json", body: zstded(refBody), headers: [][2]string{{"Content-Encoding", "zstd"}}}
+
+	resp := env.do(t, zstdReq)
+	checkError(t, resp, fasthttp.StatusInternalServerError, "internal error")
+	if got, want := env.srv.Stats(), (Stats{ServerErrors: 1, DecoderPanics: 1}); got != want {
+		t.Errorf("Stats after a decompressor panic: got %+v, want %+v", got, want)
+	}
+	if got := len(env.srv.zstdDecoders); got != slots {
+		t.Fatalf("%d zstd decoder slots free after the panic; want all %d back", got, slots)
+	}
+	// The slots are lent in turn: each broken decoder panics once, then
+	// its slot gets a new decoder, and zstd requests succeed again.
+	for range slots - 1 {
+		checkError(t, env.do(t, zstdReq), fasthttp.StatusInternalServerError, "internal error")
+	}
+	for range slots {
+		checkAccepted(t, env.do(t, zstdReq), `{"accepted":9}`)
+	}
+	if got := env.srv.Stats().DecoderPanics; got != uint64(slots) {
+		t.Errorf("decoder panics = %d; want %d, one per broken decoder", got, slots)
+	}
+	if got := env.disp.Stats().Accepted; got != uint64(9*slots) {
+		t.Errorf("dispatcher accepted %d parcels; want %d", got, 9*slots)
+	}
+}
