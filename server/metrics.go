@@ -74,7 +74,7 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 		fmt.Fprint(w, "# HELP fastingest_request_duration_seconds Time to answer POST /, from the request read.\n"+
 			"# TYPE fastingest_request_duration_seconds histogram\n")
 		m.latency.WritePrometheus(w)
-		fmt.Fprintf(w, "# HELP fastingest_decoder_panics_total JSON decoder panics recovered (each answered 500).\n"+
+		fmt.Fprintf(w, "# HELP fastingest_decoder_panics_total Panics of the JSON decoder or a decompressor, recovered (each answered 500).\n"+
 			"# TYPE fastingest_decoder_panics_total counter\nfastingest_decoder_panics_total %d\n", s.decoderPanics.Load())
 		// fasthttp answers connections past MAX_CONNS itself, without
 		// calling the handler: only its own count sees them.
