@@ -103,8 +103,9 @@ var ErrClosed = errors.New("filesink: closed")
 
 // Sink appends parcels to segment files. It is an ingest.DeferredSink.
 type Sink struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	syncDir func(dir string) error // fsyncDir; tests make it fail
 
 	mu     sync.Mutex
 	active *group        // being filled by Store
@@ -185,6 +186,7 @@ func New(cfg Config) (*Sink, error) {
 		abort:   make(chan struct{}),
 		done:    make(chan struct{}),
 		syncDue: time.NewTimer(time.Hour),
+		syncDir: fsyncDir,
 	}
 	s.syncDue.Stop()
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
@@ -568,9 +570,18 @@ func (s *Sink) openSegment(now time.Time) error {
 		now = now.Add(time.Nanosecond)
 		name = now.UTC().Format(segmentTimeLayout) + segmentSuffix
 	}
-	f, err := os.OpenFile(filepath.Join(s.cfg.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	path := filepath.Join(s.cfg.Dir, name)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return fmt.Errorf("cannot create segment: %w", err)
+	}
+	// fdatasync makes a segment's lines durable, not its name: until the
+	// directory is synced, a power loss may lose the new file, and every
+	// parcel acknowledged in it with ACK=persisted. Once per segment.
+	if err := s.syncDir(s.cfg.Dir); err != nil {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return fmt.Errorf("cannot create segment: fsync of the data directory: %w", err)
 	}
 	s.mu.Lock()
 	s.segName = name
@@ -580,6 +591,19 @@ func (s *Sink) openSegment(now time.Time) error {
 	s.segOpened = now
 	s.unsynced = false
 	return nil
+}
+
+// fsyncDir makes the names in dir durable: the segments created in it.
+func fsyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // enforceRetention deletes the oldest closed segments while the segments

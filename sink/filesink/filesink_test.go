@@ -561,3 +561,74 @@ func TestPanicInStoreLeavesSinkUsable(t *testing.T) {
 		t.Errorf("ids = %v, want %v", got, want)
 	}
 }
+
+// TestNewSegmentDirectorySynced: a new segment's name is made durable (the
+// data directory fsynced) before anything is written to it, and a segment
+// whose directory cannot be synced is not used: the sink turns unhealthy,
+// holds the parcels, and writes each exactly once when the sync works again.
+func TestNewSegmentDirectorySynced(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, Config{Dir: dir, Durable: true, SegmentBytes: 1000, GroupBytes: 300})
+	var failing atomic.Bool
+	var synced atomic.Int64
+	// Set before the first Store, which the writer goroutine waits for.
+	s.syncDir = func(d string) error {
+		if failing.Load() {
+			return errors.New("input/output error")
+		}
+		synced.Add(1)
+		return fsyncDir(d)
+	}
+	var o outcomes
+	for i := range 20 {
+		store(t, s, &o, fmt.Sprintf("a%02d-", i), 1)
+		waitFor(t, "the parcel to be written", func() bool { ok, _ := o.counts(); return ok == i+1 })
+	}
+	_, names := readDir(t, dir)
+	if got := synced.Load(); got != int64(len(names)-1) {
+		t.Errorf("directory synced %d times for %d segments opened after New; want one each", got, len(names)-1)
+	}
+
+	failing.Store(true)
+	// Store blocks once both groups are full: the sink holds a bounded
+	// number of parcels while it cannot write.
+	stored := make(chan int)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		n := 0
+		for ; n < 1000; n++ {
+			if err := s.Store(ctx, o.task(fmt.Sprintf("b%03d-0", n), 1)); err != nil {
+				break
+			}
+		}
+		stored <- n
+	}()
+	n := <-stored
+	waitFor(t, "the sink to report unhealthy", func() bool { return s.Healthy() != nil })
+	if err := s.Healthy(); !strings.Contains(err.Error(), "fsync of the data directory") {
+		t.Errorf("Healthy() = %v; want the directory fsync error", err)
+	}
+	if n >= 1000 {
+		t.Fatal("all 1000 stores returned while no segment could be opened: the groups must bound what the sink holds")
+	}
+	if ok, failed := o.counts(); ok > 20+n || failed != 0 {
+		t.Fatalf("while the directory could not be synced: ok=%d failed=%d", ok, failed)
+	}
+
+	failing.Store(false)
+	waitFor(t, "every held parcel to be written", func() bool { ok, _ := o.counts(); return ok == 20+n })
+	waitFor(t, "the sink to report healthy", func() bool { return s.Healthy() == nil })
+	closeSink(t, s)
+	lines, _ := readDir(t, dir)
+	var want []string
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("a%02d-0", i))
+	}
+	for i := range n {
+		want = append(want, fmt.Sprintf("b%03d-0", i))
+	}
+	if got := ids(lines); !slices.Equal(got, want) {
+		t.Errorf("ids = %v\nwant %v", got, want)
+	}
+}
