@@ -491,35 +491,41 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	})
 	select {
 	case <-d.done:
-		if d.deferred == nil {
-			return nil
-		}
-		// No Store runs any more: the sink finishes what it holds.
-		before := d.Stats()
-		err := d.closeSink(ctx)
-		after := d.Stats()
-		// Not completed: still in flight, or failed while closing.
-		unfinished := after.InFlight() + after.Failed - before.Failed
-		switch {
-		case err != nil:
-			return fmt.Errorf("ingest: %d accepted parcels not completed: closing the sink: %w", unfinished, err)
-		case unfinished > 0:
-			return fmt.Errorf("ingest: %d accepted parcels not completed: the sink closed without finishing them", unfinished)
-		}
-		return nil
 	case <-ctx.Done():
-		unfinished := d.Stats().InFlight() // counted before cancelling turns them into failures
-		d.cancelStore()
-		if d.deferred != nil {
-			// A deferred sink's Store gives up once storeCtx is
-			// cancelled, so the workers soon run out of tasks; then
-			// the sink fails whatever it still holds, and every
-			// accepted parcel is counted as completed or failed.
-			<-d.done
-			_ = d.closeSink(ctx)
+		select {
+		case <-d.done:
+			// Drained as the deadline passed: select picks either
+			// ready case at random, and this is no timeout.
+		default:
+			unfinished := d.Stats().InFlight() // counted before cancelling turns them into failures
+			d.cancelStore()
+			if d.deferred != nil {
+				// A deferred sink's Store gives up once storeCtx is
+				// cancelled, so the workers soon run out of tasks; then
+				// the sink fails whatever it still holds, and every
+				// accepted parcel is counted as completed or failed.
+				<-d.done
+				_ = d.closeSink(ctx)
+			}
+			return fmt.Errorf("ingest: %d accepted parcels not completed: %w", unfinished, ctx.Err())
 		}
-		return fmt.Errorf("ingest: %d accepted parcels not completed: %w", unfinished, ctx.Err())
 	}
+	if d.deferred == nil {
+		return nil
+	}
+	// No Store runs any more: the sink finishes what it holds.
+	before := d.Stats()
+	err := d.closeSink(ctx)
+	after := d.Stats()
+	// Not completed: still in flight, or failed while closing.
+	unfinished := after.InFlight() + after.Failed - before.Failed
+	switch {
+	case err != nil:
+		return fmt.Errorf("ingest: %d accepted parcels not completed: closing the sink: %w", unfinished, err)
+	case unfinished > 0:
+		return fmt.Errorf("ingest: %d accepted parcels not completed: the sink closed without finishing them", unfinished)
+	}
+	return nil
 }
 
 // closeSink closes the deferred sink once, however many Shutdowns run;

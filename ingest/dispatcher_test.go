@@ -485,3 +485,21 @@ func TestAccountingHoldsAtEveryRead(t *testing.T) {
 		t.Errorf("Stats() = %+v; want 600 accepted, 400 completed, 200 failed", st)
 	}
 }
+
+// TestShutdownDoneAsTheDeadlinePasses: a dispatcher that has drained is
+// not reported as timed out because the deadline passed too; select
+// chooses among ready cases at random, so it is asked many times.
+func TestShutdownDoneAsTheDeadlinePasses(t *testing.T) {
+	d := newDispatcher(t, 10, 2, &recordingSink{})
+	if err := d.Submit(time.Now(), NewBatch([]Parcel{{ID: "1"}, {ID: "2"}})); err != nil {
+		t.Fatal(err)
+	}
+	shutdown(t, d)
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 64 {
+		if err := d.Shutdown(expired); err != nil {
+			t.Fatalf("Shutdown %d with an expired context after the drain: %v; want nil", i+2, err)
+		}
+	}
+}
