@@ -92,11 +92,34 @@ func (b *Batch) giveBackBody(keep int64) {
 }
 
 // copyBody replaces the batch's body copy with body. A reservation made
-// for more (a compressed body's bound) shrinks to what the copy holds.
+// for more (a compressed body's bound) shrinks to the memory the copy holds.
 func (b *Batch) copyBody(body []byte) {
+	b.fitPooled(len(body))
 	b.buf = append(b.buf[:0], body...)
-	b.giveBackBody(int64(len(b.buf)))
+	b.giveBackBody(int64(cap(b.buf)))
 }
+
+// fitPooled lets go of pooled memory far larger than a body of n bytes
+// needs. A pooled batch keeps the buffers of its largest earlier request (up
+// to maxPooledBodyBytes and maxPooledParcels), and MAX_QUEUE_BYTES must count
+// what a queued request really holds, not a 100-byte body in a 64 KiB
+// buffer. Steady traffic of similar sizes keeps its buffers and allocates
+// nothing.
+func (b *Batch) fitPooled(n int) {
+	limit := max(2*n, minKeptBytes)
+	if cap(b.buf) > limit {
+		b.buf = nil
+	}
+	if cap(b.Parcels)*parcelBytes > limit {
+		b.Parcels = nil
+	}
+}
+
+// minKeptBytes: pooled buffers up to this size are always kept.
+const minKeptBytes = 4 << 10
+
+// parcelBytes is the memory of one element of Batch.Parcels.
+const parcelBytes = int(unsafe.Sizeof(Parcel{}))
 
 func (b *Batch) reset() {
 	b.dropParcels()

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,23 +22,30 @@ func newByteBoundDispatcher(t *testing.T, maxBytes int64, timeout time.Duration,
 func freeBodyBytes(d *Dispatcher) int64 { return d.bodyRoom.free.Load() }
 
 // admit reserves body's bytes for a pooled batch, decodes body into it and
-// submits it, as the HTTP handler does.
-func admit(t *testing.T, d *Dispatcher, body []byte) error {
+// submits it, as the HTTP handler does. It returns the bytes the batch holds
+// reserved once decoded.
+func admit(t *testing.T, d *Dispatcher, body []byte) (reserved int64, err error) {
 	t.Helper()
 	b := AcquireBatch()
 	if err := d.ReserveBody(b, len(body)); err != nil {
 		ReleaseBatch(b)
-		return err
+		return 0, err
 	}
 	if err := b.Decode(body); err != nil {
 		ReleaseBatch(b)
 		t.Fatalf("Decode: %v", err)
 	}
+	reserved = b.bodyReserved
+	// At least the body and the buffer it is in, but for the rounding
+	// of a new buffer up to the allocator's size class (under 1/8).
+	if reserved < int64(len(body)) || int64(cap(b.buf)) > reserved+reserved/8 {
+		t.Fatalf("reserved %d bytes for a body of %d in a buffer of %d", reserved, len(body), cap(b.buf))
+	}
 	if err := d.Submit(time.Now(), b); err != nil {
 		ReleaseBatch(b)
-		return err
+		return 0, err
 	}
-	return nil
+	return reserved, nil
 }
 
 func TestMaxQueueBytesBoundsTheBodiesHeld(t *testing.T) {
@@ -48,12 +56,15 @@ func TestMaxQueueBytesBoundsTheBodiesHeld(t *testing.T) {
 
 	// Two bodies fit while the sink holds everything; a third waits
 	// for bytes and gives up, having queued nothing.
+	var held int64
 	for i := range 2 {
-		if err := admit(t, d, body); err != nil {
+		r, err := admit(t, d, body)
+		if err != nil {
 			t.Fatalf("request %d: %v", i+1, err)
 		}
+		held += r
 	}
-	err := admit(t, d, body)
+	_, err := admit(t, d, body)
 	var full *QueueFullError
 	if !errors.As(err, &full) || full.Bytes != len(body) {
 		t.Fatalf("third request: error = %v; want a *QueueFullError for %d bytes", err, len(body))
@@ -61,14 +72,14 @@ func TestMaxQueueBytesBoundsTheBodiesHeld(t *testing.T) {
 	if got, want := d.Stats().Accepted, uint64(18); got != want {
 		t.Errorf("accepted = %d; want %d (nothing of the refused request)", got, want)
 	}
-	if got, want := freeBodyBytes(d), n/2; got != want {
+	if got, want := freeBodyBytes(d), 2*n+n/2-held; got != want {
 		t.Errorf("free body bytes = %d; want %d", got, want)
 	}
 
 	// Once the parcels are stored, their batches give the bytes back.
 	close(sink.release)
 	waitFor(t, "the bytes of stored batches given back", func() bool { return freeBodyBytes(d) == 2*n+n/2 })
-	if err := admit(t, d, body); err != nil {
+	if _, err := admit(t, d, body); err != nil {
 		t.Fatalf("after the sink caught up: %v", err)
 	}
 	shutdown(t, d)
@@ -81,8 +92,8 @@ func TestReserveBodyWaitsForBytesFirstComeFirstServed(t *testing.T) {
 	body := referencePayload()
 	n := int64(len(body))
 	sink := newGatedSink()
-	d := newByteBoundDispatcher(t, n, 0, sink) // 0: wait as long as it takes
-	if err := admit(t, d, body); err != nil {
+	d := newByteBoundDispatcher(t, 2*n-1, 0, sink) // 0: wait as long as it takes
+	if _, err := admit(t, d, body); err != nil {
 		t.Fatal(err)
 	}
 	admitted := make(chan error, 1)
@@ -122,7 +133,7 @@ func TestReserveBodyShrinksToTheCopy(t *testing.T) {
 	if err := b.Decode(body); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := freeBodyBytes(d), int64(4096-len(body)); got != want {
+	if got, want := freeBodyBytes(d), int64(4096-cap(b.buf)); got != want {
 		t.Errorf("free body bytes after decoding = %d; want %d", got, want)
 	}
 	ReleaseBatch(b)
@@ -206,11 +217,12 @@ func TestReserveBodyTimedOutWaiterGetsItsBytesBackLater(t *testing.T) {
 	if err := b.Decode(body); err != nil {
 		t.Fatal(err)
 	}
+	held := b.bodyReserved
 	var notStored *NotStoredError
 	if err := d.SubmitAndWait(time.Now(), b, 10*time.Millisecond); !errors.As(err, &notStored) {
 		t.Fatalf("SubmitAndWait: %v; want a *NotStoredError", err)
 	}
-	if got, want := freeBodyBytes(d), int64(1<<20-len(body)); got != want {
+	if got, want := freeBodyBytes(d), 1<<20-held; got != want {
 		t.Errorf("free body bytes while the tasks are unfinished = %d; want %d", got, want)
 	}
 	close(sink.release)
@@ -240,5 +252,47 @@ func TestNoByteLimitReservesNothing(t *testing.T) {
 		t.Fatalf("ReserveBody without a limit: %v", err)
 	}
 	ReleaseBatch(b)
+	shutdown(t, d)
+}
+
+// TestReservationCountsPooledBuffers: a pooled batch keeps the buffers of
+// its largest earlier request; a small body must not hide in one of them
+// from MAX_QUEUE_BYTES. Found by review: 50 small requests reserved 3,100
+// bytes while holding 3,276,800.
+func TestReservationCountsPooledBuffers(t *testing.T) {
+	big := []byte(`{"Data":[{"id":"1","time":"2017-01-01T00:00:01Z","data":"` + strings.Repeat("x", 60<<10) + `"}]}`)
+	small := []byte(`{"Data":[{"id":"1","time":"2017-01-01T00:00:01Z","data":"x"}]}`)
+	var warm []*Batch
+	for range 50 {
+		b := AcquireBatch()
+		if err := b.Decode(big); err != nil {
+			t.Fatal(err)
+		}
+		warm = append(warm, b)
+	}
+	for _, b := range warm {
+		ReleaseBatch(b) // earlier requests, with ~60 KiB bodies
+	}
+	sink := newGatedSink()
+	d := newByteBoundDispatcher(t, 1<<20, time.Second, sink)
+	var held int64
+	for range 50 {
+		b := AcquireBatch()
+		if err := d.ReserveBody(b, len(small)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Decode(small); err != nil {
+			t.Fatal(err)
+		}
+		held += int64(cap(b.buf) + cap(b.Parcels)*parcelBytes)
+		if err := d.Submit(time.Now(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reserved := 1<<20 - freeBodyBytes(d)
+	if held > 2*reserved+50*minKeptBytes {
+		t.Errorf("queued batches hold %d bytes of buffers; MAX_QUEUE_BYTES counts %d of them", held, reserved)
+	}
+	close(sink.release)
 	shutdown(t, d)
 }

@@ -250,10 +250,12 @@ func (d *Dispatcher) collectReady(ready []chan Task) []chan Task {
 // while it holds only the HTTP server's buffer, not a copy of its own. It
 // waits like Submit, first come, first served, at most EnqueueTimeout, and
 // returns a *QueueFullError (Bytes set) if the time runs out, or a
-// *TooLargeError if n exceeds MaxQueueBytes. Decoding shrinks the
-// reservation to the bytes the batch's copy holds (for a compressed body,
-// reserve the decompressed bound); releasing the batch gives it back, on
-// every path. Without a byte limit it does nothing.
+// *TooLargeError if n exceeds MaxQueueBytes. What is counted is the memory
+// the copy holds: the pooled buffer it goes into when that is larger than
+// the body (much larger ones are let go first). Decoding shrinks the
+// reservation to that memory (for a compressed body, reserve the
+// decompressed bound); releasing the batch gives it back, on every path.
+// Without a byte limit it does nothing.
 func (d *Dispatcher) ReserveBody(b *Batch, n int) error {
 	if d.bodyRoom == nil || n <= 0 {
 		return nil
@@ -262,14 +264,18 @@ func (d *Dispatcher) ReserveBody(b *Batch, n int) error {
 		return &TooLargeError{Bytes: n, MaxBytes: d.maxBytes}
 	}
 	b.giveBackBody(0) // at most one reservation per batch
-	waited, err := d.wait(d.bodyRoom, int64(n), d.timeout)
+	// What the copy will hold: the body, or the pooled buffer it goes
+	// into when that is larger (and kept: see fitPooled).
+	b.fitPooled(n)
+	need := min(max(int64(n), int64(cap(b.buf))), d.maxBytes)
+	waited, err := d.wait(d.bodyRoom, need, d.timeout)
 	if waited > 0 {
 		d.noteWait(waited)
 	}
 	if err != nil {
 		return &QueueFullError{Bytes: n, Timeout: d.timeout}
 	}
-	b.bodyRoom, b.bodyReserved, b.bodyWaited = d.bodyRoom, int64(n), waited
+	b.bodyRoom, b.bodyReserved, b.bodyWaited = d.bodyRoom, need, waited
 	return nil
 }
 
@@ -489,26 +495,18 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 			close(d.queue)
 		}()
 	})
-	select {
-	case <-d.done:
-	case <-ctx.Done():
-		select {
-		case <-d.done:
-			// Drained as the deadline passed: select picks either
-			// ready case at random, and this is no timeout.
-		default:
-			unfinished := d.Stats().InFlight() // counted before cancelling turns them into failures
-			d.cancelStore()
-			if d.deferred != nil {
-				// A deferred sink's Store gives up once storeCtx is
-				// cancelled, so the workers soon run out of tasks; then
-				// the sink fails whatever it still holds, and every
-				// accepted parcel is counted as completed or failed.
-				<-d.done
-				_ = d.closeSink(ctx)
-			}
-			return fmt.Errorf("ingest: %d accepted parcels not completed: %w", unfinished, ctx.Err())
+	if !d.waitDrained(ctx) {
+		unfinished := d.Stats().InFlight() // counted before cancelling turns them into failures
+		d.cancelStore()
+		if d.deferred != nil {
+			// A deferred sink's Store gives up once storeCtx is
+			// cancelled, so the workers soon run out of tasks; then
+			// the sink fails whatever it still holds, and every
+			// accepted parcel is counted as completed or failed.
+			<-d.done
+			_ = d.closeSink(ctx)
 		}
+		return fmt.Errorf("ingest: %d accepted parcels not completed: %w", unfinished, ctx.Err())
 	}
 	if d.deferred == nil {
 		return nil
@@ -526,6 +524,36 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("ingest: %d accepted parcels not completed: the sink closed without finishing them", unfinished)
 	}
 	return nil
+}
+
+// waitDrained waits until the queue is drained and the workers have quit,
+// or ctx ends, and reports whether they did. A deadline that ends with
+// nothing unfinished is no timeout: the drain was there already (select
+// picks either ready case at random), or is moments away (the queue is
+// closed from a goroutine, which may not have run yet), so it is given
+// those moments, a second at most.
+func (d *Dispatcher) waitDrained(ctx context.Context) bool {
+	select {
+	case <-d.done:
+		return true
+	case <-ctx.Done():
+	}
+	if d.Stats().InFlight() > 0 {
+		select {
+		case <-d.done:
+			return true
+		default:
+			return false
+		}
+	}
+	grace := time.NewTimer(time.Second)
+	defer grace.Stop()
+	select {
+	case <-d.done:
+		return true
+	case <-grace.C:
+		return false
+	}
 }
 
 // closeSink closes the deferred sink once, however many Shutdowns run;

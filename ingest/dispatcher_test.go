@@ -503,3 +503,17 @@ func TestShutdownDoneAsTheDeadlinePasses(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownIdleWithExpiredDeadline: an idle dispatcher shut down with a
+// deadline already passed (the HTTP server's shutdown may use it all up)
+// has nothing unfinished, and says so, rather than report a timeout.
+func TestShutdownIdleWithExpiredDeadline(t *testing.T) {
+	for _, sink := range []Sink{&recordingSink{}, &heldSink{}} {
+		d := newDispatcher(t, 10, 2, sink)
+		expired, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := d.Shutdown(expired); err != nil {
+			t.Errorf("Shutdown(expired) of an idle dispatcher (%T): %v; want nil", sink, err)
+		}
+	}
+}

@@ -60,6 +60,11 @@ func (d *Dispatcher) registerMetrics(set *metrics.Set) {
 		gauge("fastingest_parcels_in_flight", "Accepted parcels neither completed nor failed: accepted - completed - failed in this scrape.", st.InFlight())
 		gauge("fastingest_queue_length", "Tasks waiting in the global queue.", uint64(st.Queued))
 		gauge("fastingest_queue_capacity", "Capacity of the global queue (MAX_QUEUE).", uint64(st.QueueCap))
+		waiting := int64(d.room.waiters.Load())
+		if d.bodyRoom != nil {
+			waiting += int64(d.bodyRoom.waiters.Load())
+		}
+		gauge("fastingest_requests_waiting", "Requests waiting for queue room: body bytes (MAX_QUEUE_BYTES) or places (MAX_QUEUE).", uint64(waiting))
 		if d.bodyRoom != nil {
 			held := d.maxBytes - d.bodyRoom.free.Load()
 			gauge("fastingest_queue_body_bytes", "Body bytes held by the queue's requests, from decoding until stored.", uint64(held))

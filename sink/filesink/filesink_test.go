@@ -576,11 +576,15 @@ func TestNewSegmentDirectorySynced(t *testing.T) {
 		if failing.Load() {
 			return errors.New("input/output error")
 		}
+		time.Sleep(5 * time.Millisecond) // as long as a real disk's fsync may take
 		synced.Add(1)
 		return fsyncDir(d)
 	}
 	var o outcomes
-	for i := range 20 {
+	// 21 parcels: the 20th fills a segment, which the writer rotates
+	// after finishing that parcel; the 21st is written only once the
+	// rotation, and its directory sync, are done.
+	for i := range 21 {
 		store(t, s, &o, fmt.Sprintf("a%02d-", i), 1)
 		waitFor(t, "the parcel to be written", func() bool { ok, _ := o.counts(); return ok == i+1 })
 	}
@@ -612,17 +616,17 @@ func TestNewSegmentDirectorySynced(t *testing.T) {
 	if n >= 1000 {
 		t.Fatal("all 1000 stores returned while no segment could be opened: the groups must bound what the sink holds")
 	}
-	if ok, failed := o.counts(); ok > 20+n || failed != 0 {
+	if ok, failed := o.counts(); ok > 21+n || failed != 0 {
 		t.Fatalf("while the directory could not be synced: ok=%d failed=%d", ok, failed)
 	}
 
 	failing.Store(false)
-	waitFor(t, "every held parcel to be written", func() bool { ok, _ := o.counts(); return ok == 20+n })
+	waitFor(t, "every held parcel to be written", func() bool { ok, _ := o.counts(); return ok == 21+n })
 	waitFor(t, "the sink to report healthy", func() bool { return s.Healthy() == nil })
 	closeSink(t, s)
 	lines, _ := readDir(t, dir)
 	var want []string
-	for i := range 20 {
+	for i := range 21 {
 		want = append(want, fmt.Sprintf("a%02d-0", i))
 	}
 	for i := range n {
