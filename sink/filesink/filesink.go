@@ -463,7 +463,7 @@ func (s *Sink) switchSegment(cause error) error {
 	_ = s.seg.Close()
 	s.closedSeg = append(s.closedSeg, segment{name: s.segName, size: s.segSize})
 	if err := s.openSegment(time.Now()); err != nil {
-		s.seg = nil
+		s.seg, s.segSize = nil, 0 // as in rotate
 		return err
 	}
 	return nil
@@ -552,7 +552,9 @@ func (s *Sink) rotate(now time.Time) {
 	}
 	s.closedSeg = append(s.closedSeg, segment{name: s.segName, size: s.segSize})
 	if err := s.openSegment(now); err != nil {
-		s.seg = nil // the next write retries opening one
+		// No current segment until the next write opens one: its
+		// bytes are the closed segment's now, not to be counted twice.
+		s.seg, s.segSize = nil, 0
 		s.log.Error("cannot open a new segment", "dir", s.cfg.Dir, "err", err)
 	}
 	s.enforceRetention()

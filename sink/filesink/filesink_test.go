@@ -636,3 +636,45 @@ func TestNewSegmentDirectorySynced(t *testing.T) {
 		t.Errorf("ids = %v\nwant %v", got, want)
 	}
 }
+
+// TestRetentionAfterFailedRotation: when the next segment cannot be opened,
+// the closed one's bytes are counted once by RETAIN_BYTES, not also as the
+// current segment's, which deleted an old segment early.
+func TestRetentionAfterFailedRotation(t *testing.T) {
+	dir := t.TempDir()
+	// Lines of 102 bytes: a segment closes at 1020 bytes. Three closed
+	// segments hold 3060 bytes, under RetainBytes; counted twice, the
+	// last would make 4080, over it.
+	s := newSink(t, Config{Dir: dir, SegmentBytes: 1000, GroupBytes: 300, RetainBytes: 3500})
+	var failing atomic.Bool
+	s.syncDir = func(d string) error {
+		if failing.Load() {
+			return errors.New("input/output error")
+		}
+		return fsyncDir(d)
+	}
+	var o outcomes
+	for i := range 30 {
+		if i == 29 {
+			failing.Store(true) // the rotation after the 30th parcel fails
+		}
+		store(t, s, &o, fmt.Sprintf("r%02d-", i), 1)
+		waitFor(t, "the parcel to be written", func() bool { ok, _ := o.counts(); return ok == i+1 })
+	}
+	// The writer rotates after finishing the 30th parcel; it takes the
+	// next one only after that, finds no segment and turns unhealthy.
+	store(t, s, &o, "after-", 1)
+	waitFor(t, "the sink to report unhealthy", func() bool { return s.Healthy() != nil })
+	if names := segmentNames(t, dir); len(names) != 3 {
+		t.Errorf("segments after a failed rotation: %v; want all 3 (3060 bytes, under RETAIN_BYTES 3500)", names)
+	}
+	failing.Store(false)
+	waitFor(t, "the held parcel to be written", func() bool { ok, _ := o.counts(); return ok == 31 })
+	closeSink(t, s)
+}
+
+func segmentNames(t *testing.T, dir string) []string {
+	t.Helper()
+	_, names := readDir(t, dir)
+	return names
+}
