@@ -27,6 +27,7 @@ type config struct {
 	MaxBodyBytes    int
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration // 0: close the listener at once
 
 	Ack        string // enqueued or persisted
 	AckTimeout time.Duration
@@ -182,8 +183,10 @@ var options = []option{
 			}
 			return false
 		}},
-	{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "longest wait, after SIGINT or SIGTERM, for requests to finish and the queue to drain", "a positive duration, e.g. 30s",
+	{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "longest wait, after SIGINT or SIGTERM (and DRAIN_DELAY), for requests to finish and the queue to drain", "a positive duration, e.g. 30s",
 		func(c *config, v string) bool { return parsePositiveDuration(v, &c.ShutdownTimeout) }},
+	{"DRAIN_DELAY", "drain-delay", "0s", "after SIGINT or SIGTERM, how long to keep serving with /readyz answering 503, so that load balancers stop sending traffic before the listener closes", "a duration of 0 or more, e.g. 20s",
+		func(c *config, v string) bool { return parseDuration(v, &c.DrainDelay) }},
 }
 
 // configError is a setting with a value fastingest cannot use.
@@ -252,7 +255,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Wri
 func (c config) logAttrs() []any {
 	attrs := []any{"addr", c.Addr, "max_workers", c.MaxWorkers, "max_queue", c.MaxQueue, "max_queue_bytes", c.MaxQueueBytes,
 		"sink", c.Sink, "max_body_bytes", c.MaxBodyBytes, "log_level", c.LogLevel.String(),
-		"shutdown_timeout", c.ShutdownTimeout.String()}
+		"shutdown_timeout", c.ShutdownTimeout.String(), "drain_delay", c.DrainDelay.String()}
 	attrs = append(attrs, "enqueue_timeout", c.EnqueueTimeout.String(), "ready_max_queue_wait", c.ReadyMaxQueueWait.String(),
 		"max_conns", c.MaxConns, "read_timeout", c.ReadTimeout.String(), "write_timeout", c.WriteTimeout.String(),
 		"idle_timeout", c.IdleTimeout.String(), "max_header_bytes", c.MaxHeaderBytes,

@@ -117,6 +117,7 @@ func TestLoadConfigFromEnv(t *testing.T) {
 		{map[string]string{"LOG_LEVEL": "WARN"}, func(c *config) { c.LogLevel = slog.LevelWarn }},
 		{map[string]string{"LOG_LEVEL": "error"}, func(c *config) { c.LogLevel = slog.LevelError }},
 		{map[string]string{"SHUTDOWN_TIMEOUT": "1m30s"}, func(c *config) { c.ShutdownTimeout = 90 * time.Second }},
+		{map[string]string{"DRAIN_DELAY": "20s"}, func(c *config) { c.DrainDelay = 20 * time.Second }},
 		{map[string]string{"ADDR": ":1", "MAX_WORKERS": "2", "MAX_QUEUE": "3", "SINK": "null", "SIM_LATENCY": "4ms-5ms",
 			"MAX_BODY_BYTES": "6KiB", "LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "7s"},
 			func(c *config) {
@@ -259,6 +260,8 @@ func TestLoadConfigInvalid(t *testing.T) {
 			want: []string{"LOG_LEVEL", `"info+2"`, "debug, info, warn or error"}},
 		{name: "SHUTDOWN_TIMEOUT=0", env: map[string]string{"SHUTDOWN_TIMEOUT": "0"},
 			want: []string{"SHUTDOWN_TIMEOUT", `"0"`, "a positive duration"}},
+		{name: "DRAIN_DELAY negative", env: map[string]string{"DRAIN_DELAY": "-5s"},
+			want: []string{"DRAIN_DELAY", `"-5s"`, "a duration of 0 or more"}},
 		{name: "SHUTDOWN_TIMEOUT without unit", env: map[string]string{"SHUTDOWN_TIMEOUT": "30"},
 			want: []string{"SHUTDOWN_TIMEOUT", `"30"`, "a positive duration"}},
 		{name: "MAX_BODY_BYTES=0", env: map[string]string{"MAX_BODY_BYTES": "0"},

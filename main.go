@@ -125,8 +125,26 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		code = 1
 	}
 
+	srv.Unready()
+	stopWaiting := false // a second signal came during DRAIN_DELAY
+	if code == 0 && cfg.DrainDelay > 0 {
+		log.Info("still serving for DRAIN_DELAY, with /readyz answering 503, before closing the listener",
+			"drain_delay", cfg.DrainDelay.String())
+		delay := time.NewTimer(cfg.DrainDelay)
+		select {
+		case <-delay.C:
+		case sig := <-signals:
+			delay.Stop()
+			log.Warn("second signal: not waiting any longer", "signal", sig.String())
+			stopWaiting = true
+		}
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if stopWaiting {
+		cancel()
+	}
 	go func() {
 		select {
 		case sig := <-signals:

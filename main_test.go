@@ -506,3 +506,40 @@ func TestListenFailureReleasesTheSink(t *testing.T) {
 		t.Errorf("segments left behind: %v", segs)
 	}
 }
+
+// TestDrainDelayKeepsServing: with DRAIN_DELAY, SIGTERM turns /readyz to
+// 503 at once while POST / is still served, so that a load balancer can
+// take the instance out of rotation before the listener closes; then the
+// usual drain runs and the process exits 0.
+func TestDrainDelayKeepsServing(t *testing.T) {
+	p := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "DRAIN_DELAY": "5s", "SHUTDOWN_TIMEOUT": "10s"})
+	client := newClient(t)
+	addr := p.waitReady(client)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		resp, err := client.Get("http://" + addr + "/readyz")
+		if err != nil {
+			t.Fatalf("GET /readyz during DRAIN_DELAY: %v; want the server still listening", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d after SIGTERM", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	postReference(t, client, addr) // not ready, still serving
+
+	code, log := p.wait()
+	if code != 0 {
+		t.Errorf("exit code = %d; want 0", code)
+	}
+	wantContains(t, "log", strings.Join(log, "\n"), `msg="still serving for DRAIN_DELAY`, "drain_delay=5s")
+	wantContains(t, "last log line", lastLine(t, log),
+		`msg="shutdown complete"`, "accepted=9 completed=9", "not_completed=0", "requests_accepted=1")
+}

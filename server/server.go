@@ -125,6 +125,7 @@ type Server struct {
 	decode func(b *ingest.Batch, body []byte) error
 
 	draining atomic.Bool // set by Shutdown: /readyz answers 503
+	unready  atomic.Bool // set by Unready: /readyz answers 503, POST / still served
 
 	// mu orders Serve against Shutdown: fasthttp's Shutdown does nothing
 	// for a listener its Serve has not registered yet, so Shutdown also
@@ -238,6 +239,14 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	return err
+}
+
+// Unready turns /readyz to 503 while the server goes on serving: the first
+// step of a graceful shutdown behind a load balancer, which stops sending
+// new requests once its health check fails (DRAIN_DELAY), before Shutdown
+// closes the listener.
+func (s *Server) Unready() {
+	s.unready.Store(true)
 }
 
 // Shutdown turns /readyz to 503, closes the listener, closes idle
@@ -402,7 +411,7 @@ func (s *Server) decodeRecovering(b *ingest.Batch, body []byte) error {
 // ready answers /readyz: 503 while shutting down or while the sink cannot
 // store, so that a load balancer sends new traffic elsewhere.
 func (s *Server) ready(ctx *fasthttp.RequestCtx) error {
-	if s.draining.Load() {
+	if s.draining.Load() || s.unready.Load() {
 		return s.health(ctx, false)
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {

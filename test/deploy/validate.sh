@@ -9,7 +9,7 @@
 #                            byte, runcmd in the right order)
 #   deploy/fastingest.service `systemd-analyze verify` (see check_unit for how
 #                            the missing binary is handled), required settings,
-#                            TimeoutStopSec longer than SHUTDOWN_TIMEOUT
+#                            TimeoutStopSec longer than DRAIN_DELAY + SHUTDOWN_TIMEOUT
 #   deploy/sysctl.conf       syntax, one comment per setting, keys known here
 #
 # Each check prints PASS, FAIL or SKIP (with the reason: a tool missing or
@@ -300,15 +300,20 @@ if [[ -z $drain ]]; then
 	drain=30s
 	echo "note: SHUTDOWN_TIMEOUT's default not found in README.md; assuming $drain"
 fi
+# The unit's DRAIN_DELAY comes first: serving on, not ready, before the drain.
+delay=$(sed -n 's/^Environment=DRAIN_DELAY=//p' "$UNIT" | tail -n1)
+delay=${delay:-0s}
 stop=$(sed -n 's/^TimeoutStopSec=//p' "$UNIT" | tail -n1)
 if [[ -z $stop ]]; then
 	fail "TimeoutStopSec is not set (systemd's 90 s default is not tied to SHUTDOWN_TIMEOUT)"
 elif ! stop_s=$(seconds "$stop"); then
 	fail "TimeoutStopSec=$stop: cannot read it as a duration"
-elif ((stop_s > $(seconds "$drain"))); then
-	pass "TimeoutStopSec=$stop is longer than SHUTDOWN_TIMEOUT's default $drain"
+elif ! delay_s=$(seconds "$delay"); then
+	fail "DRAIN_DELAY=$delay in the unit: cannot read it as a duration"
+elif ((stop_s > delay_s + $(seconds "$drain"))); then
+	pass "TimeoutStopSec=$stop is longer than the unit's DRAIN_DELAY $delay plus SHUTDOWN_TIMEOUT's default $drain"
 else
-	fail "TimeoutStopSec=$stop must be longer than SHUTDOWN_TIMEOUT's default $drain, or SIGKILL cuts the drain short"
+	fail "TimeoutStopSec=$stop must be longer than DRAIN_DELAY $delay plus SHUTDOWN_TIMEOUT's default $drain, or SIGKILL cuts the drain short"
 fi
 
 # systemd-analyze verify checks that ExecStart names an executable file, and
