@@ -79,7 +79,7 @@ var options = []option{
 		func(c *config, v string) bool { return parseInt(v, 1, 1_000_000, &c.MaxWorkers) }},
 	{"MAX_QUEUE", "max-queue", "10000", "capacity of the global task queue, in parcels", "an integer from 1 to 10000000",
 		func(c *config, v string) bool { return parseInt(v, 1, 10_000_000, &c.MaxQueue) }},
-	{"MAX_QUEUE_BYTES", "max-queue-bytes", "256MiB", "most body bytes the queued requests may hold, from decoding until every parcel is stored; at least MAX_BODY_BYTES", "a size from 1KiB to 1TiB: bytes, or with a KiB, MiB or GiB suffix",
+	{"MAX_QUEUE_BYTES", "max-queue-bytes", "256MiB", "most body bytes the queued requests may hold, from decoding until every parcel is stored; at least MAX_BODY_BYTES", "a size from 1KiB to 1TiB: bytes, or with a KiB, MiB, GiB or TiB suffix",
 		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<40, &c.MaxQueueBytes) }},
 	{"SINK", "sink", "file", "where tasks go: file (NDJSON segments in DATA_DIR), nats (a JetStream stream), sim (simulated store, random latency) or null (discard)", "file, nats, sim or null",
 		func(c *config, v string) bool {
@@ -133,7 +133,7 @@ var options = []option{
 		}},
 	{"NATS_REPLICAS", "nats-replicas", "1", "nats sink: replicas of a stream it creates", "an integer from 1 to 5",
 		func(c *config, v string) bool { return parseInt(v, 1, 5, &c.NATSReplicas) }},
-	{"ENQUEUE_TIMEOUT", "enqueue-timeout", "5s", "longest a request waits for room in the queue before 503; 0 waits indefinitely", "a duration of 0 or more, e.g. 5s",
+	{"ENQUEUE_TIMEOUT", "enqueue-timeout", "5s", "longest a request waits for queue room, body bytes and places together, before 503; 0 waits indefinitely", "a duration of 0 or more, e.g. 5s",
 		func(c *config, v string) bool { return parseDuration(v, &c.EnqueueTimeout) }},
 	{"READY_MAX_QUEUE_WAIT", "ready-max-queue-wait", "1s", "/readyz answers 503 while requests recently waited longer than this for queue room; 0 disables", "a duration of 0 or more, e.g. 1s",
 		func(c *config, v string) bool { return parseDuration(v, &c.ReadyMaxQueueWait) }},
@@ -147,7 +147,7 @@ var options = []option{
 		func(c *config, v string) bool { return parsePositiveDuration(v, &c.IdleTimeout) }},
 	{"MAX_HEADER_BYTES", "max-header-bytes", "8KiB", "largest request line and headers; larger get 431", "a size from 1KiB to 1MiB: bytes, or with a KiB or MiB suffix",
 		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<20, &c.MaxHeaderBytes) }},
-	{"AUTH_TOKEN", "auth-token", "", "bearer token POST / requires (Authorization: Bearer TOKEN); empty: no authentication", "a token of visible ASCII characters",
+	{"AUTH_TOKEN", "auth-token", "", "bearer token POST / (and /metrics, unless METRICS_PUBLIC=1) requires (Authorization: Bearer TOKEN); empty: no authentication", "a token of visible ASCII characters",
 		func(c *config, v string) bool { c.AuthToken = v; return validToken(v) }},
 	{"AUTH_TOKEN_FILE", "auth-token-file", "", "file holding the bearer token (instead of AUTH_TOKEN, which it may not be combined with)", "a readable file path",
 		func(c *config, v string) bool { c.AuthTokenFile = v; return true }},
@@ -168,7 +168,7 @@ var options = []option{
 			c.SimMax, err2 = time.ParseDuration(strings.TrimSpace(hi))
 			return err1 == nil && err2 == nil && c.SimMin >= 0 && c.SimMin <= c.SimMax
 		}},
-	{"MAX_BODY_BYTES", "max-body-bytes", "1MiB", "largest request body accepted; larger ones get 413", "a size from 1 byte to 1GiB: bytes, or with a KiB, MiB or GiB suffix",
+	{"MAX_BODY_BYTES", "max-body-bytes", "1MiB", "largest request body accepted; larger ones get 413", "a size from 1 byte to 1GiB: bytes, or with a KiB, MiB, GiB or TiB suffix",
 		func(c *config, v string) bool {
 			var n int64
 			ok := parseSize(v, 1, 1<<30, &n)

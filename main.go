@@ -177,6 +177,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 			"nats_acknowledged", ns.Acknowledged, "nats_abandoned", ns.Abandoned)
 	}
 	if drainErr != nil {
+		summary = append(summary, "error", drainErr.Error())
 		log.Error("shutdown incomplete: accepted parcels were not completed", summary...)
 		return 1
 	}

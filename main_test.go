@@ -414,7 +414,8 @@ func TestShutdownTimeoutCountsUnfinishedParcels(t *testing.T) {
 		t.Errorf("exit code = %d; want 1 (accepted parcels not completed)", code)
 	}
 	wantContains(t, "last log line", lastLine(t, log),
-		"level=ERROR", `msg="shutdown incomplete`, "accepted=9", "completed=0", "not_completed=9")
+		"level=ERROR", `msg="shutdown incomplete`, "accepted=9", "completed=0", "not_completed=9",
+		`error="ingest: 9 accepted parcels not completed`)
 }
 
 func TestInvalidConfigExits2(t *testing.T) {

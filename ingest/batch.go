@@ -10,9 +10,12 @@ import (
 
 // Batch is one request's parcels together with the memory their strings
 // point into: a private copy of the request body. Batches are pooled: the
-// handler acquires one, Decode fills it, Submit hands it to the dispatcher,
-// and the worker that completes its last task returns it to the pool. A
-// request therefore costs no allocation for its body copy or its parcels.
+// handler acquires one, Dispatcher.ReserveBody counts the memory its copy
+// will hold against MaxQueueBytes, Decode fills it, Submit hands it to the
+// dispatcher, and whoever finishes its last task (a worker, a deferred
+// sink's Finish, or a SubmitAndWait caller) releases it to the pool, which
+// gives the reservation back. A request therefore costs no allocation for
+// its body copy or its parcels.
 //
 // Because the memory is reused, a Parcel's strings are valid only until its
 // task is finished: when the Sink's Store returns, or for a DeferredSink that
@@ -95,6 +98,11 @@ func (b *Batch) giveBackBody(keep int64) {
 // for more (a compressed body's bound) shrinks to the memory the copy holds.
 func (b *Batch) copyBody(body []byte) {
 	b.fitPooled(len(body))
+	if cap(b.buf) < len(body) {
+		// Exactly the body's size, where append would round up by as
+		// much as a quarter: the reservation was made for len(body).
+		b.buf = make([]byte, 0, len(body))
+	}
 	b.buf = append(b.buf[:0], body...)
 	b.giveBackBody(int64(cap(b.buf)))
 }

@@ -68,8 +68,9 @@ type Config struct {
 	MaxWorkers int
 	// Sink stores the tasks.
 	Sink Sink
-	// EnqueueTimeout is the longest Submit waits for queue room for a
-	// whole request (ENQUEUE_TIMEOUT); 0 waits as long as it takes.
+	// EnqueueTimeout is the longest a request waits for queue room,
+	// ReserveBody's wait for body bytes and Submit's for places together
+	// (ENQUEUE_TIMEOUT); 0 waits as long as it takes.
 	EnqueueTimeout time.Duration
 	// Metrics, when set, receives the dispatcher's metrics: queue wait
 	// and sink latency histograms, and the parcel, queue and worker
@@ -273,6 +274,7 @@ func (d *Dispatcher) ReserveBody(b *Batch, n int) error {
 		d.noteWait(waited)
 	}
 	if err != nil {
+		d.queueWait.Observe(waited) // a request that waited in vain; Submit observes the others
 		return &QueueFullError{Bytes: n, Timeout: d.timeout}
 	}
 	b.bodyRoom, b.bodyReserved, b.bodyWaited = d.bodyRoom, need, waited
@@ -281,7 +283,10 @@ func (d *Dispatcher) ReserveBody(b *Batch, n int) error {
 
 // Submit queues one task per parcel of b, all received at received. It
 // blocks while the queue is full (backpressure) and returns once every task
-// is queued, or ErrClosed, queueing nothing, when Shutdown has begun.
+// is queued. Otherwise it queues nothing and returns ErrClosed once Shutdown
+// has begun, a *QueueFullError when no room came within what is left of
+// EnqueueTimeout after b's wait in ReserveBody, or a *TooLargeError for
+// more parcels than MaxQueue.
 //
 // On success the dispatcher owns b: it must not be used or modified again,
 // and it is released when its last task is done. On error the caller still

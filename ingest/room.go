@@ -12,7 +12,8 @@ import (
 // every task of a request is queued or none is, even when the request gives
 // up waiting. It is a weighted semaphore: first come, first served once
 // anyone waits, so that a large request is not starved by a stream of small
-// ones. A second room counts body bytes (MaxQueueBytes) the same way.
+// ones. A second room counts body bytes (MaxQueueBytes) the same way; those
+// are given back when a request's batch is released, not task by task.
 //
 // The dispatcher gives a place back for every task it takes off the queue.
 // Since the places reserved and not yet given back never exceed the

@@ -408,8 +408,10 @@ func (s *Server) decodeRecovering(b *ingest.Batch, body []byte) error {
 	return s.recoverDecode(s.decode, b, body)
 }
 
-// ready answers /readyz: 503 while shutting down or while the sink cannot
-// store, so that a load balancer sends new traffic elsewhere.
+// ready answers /readyz: 503 while shutting down (from Unready on), while
+// the sink cannot store, or while requests have recently waited for queue
+// room longer than READY_MAX_QUEUE_WAIT, so that a load balancer sends new
+// traffic elsewhere.
 func (s *Server) ready(ctx *fasthttp.RequestCtx) error {
 	if s.draining.Load() || s.unready.Load() {
 		return s.health(ctx, false)

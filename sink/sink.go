@@ -35,8 +35,10 @@ func NewSim(min, max time.Duration) (*Sim, error) {
 	return &Sim{min: min, max: max, sleep: time.Sleep}, nil
 }
 
-// Store sleeps for a random duration in the sink's range. It does not watch
-// ctx: the longest sleep is short, and a shutdown waits for it.
+// Store sleeps for a random duration in the sink's range, as the reference's
+// simulated store does. It does not watch ctx: a shutdown waits for a sleep
+// in progress until its deadline, and past it counts the task as not
+// completed.
 func (s *Sim) Store(_ context.Context, _ ingest.Task) error {
 	s.sleep(s.latency())
 	return nil
