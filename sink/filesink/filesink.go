@@ -103,9 +103,10 @@ var ErrClosed = errors.New("filesink: closed")
 
 // Sink appends parcels to segment files. It is an ingest.DeferredSink.
 type Sink struct {
-	cfg     Config
-	log     *slog.Logger
-	syncDir func(dir string) error // fsyncDir; tests make it fail
+	cfg       Config
+	log       *slog.Logger
+	syncDir   func(dir string) error // fsyncDir; tests make it fail
+	fdatasync func(fd int) error     // syscall.Fdatasync; tests make it fail
 
 	mu     sync.Mutex
 	active *group        // being filled by Store
@@ -175,18 +176,19 @@ func New(cfg Config) (*Sink, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sink{
-		cfg:     cfg,
-		log:     log,
-		active:  &group{buf: make([]byte, 0, cfg.GroupBytes)},
-		spare:   &group{buf: make([]byte, 0, cfg.GroupBytes)},
-		room:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		full:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		abort:   make(chan struct{}),
-		done:    make(chan struct{}),
-		syncDue: time.NewTimer(time.Hour),
-		syncDir: fsyncDir,
+		cfg:       cfg,
+		log:       log,
+		active:    &group{buf: make([]byte, 0, cfg.GroupBytes)},
+		spare:     &group{buf: make([]byte, 0, cfg.GroupBytes)},
+		room:      make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		full:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		abort:     make(chan struct{}),
+		done:      make(chan struct{}),
+		syncDue:   time.NewTimer(time.Hour),
+		syncDir:   fsyncDir,
+		fdatasync: syscall.Fdatasync,
 	}
 	s.syncDue.Stop()
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
@@ -472,7 +474,7 @@ func (s *Sink) switchSegment(cause error) error {
 func (s *Sink) sync() error {
 	// fdatasync: the data and the file size, not the timestamps, which
 	// saves a journal write per sync on ext4 and XFS.
-	if err := syscall.Fdatasync(int(s.seg.Fd())); err != nil {
+	if err := s.fdatasync(int(s.seg.Fd())); err != nil {
 		return fmt.Errorf("cannot fsync %s: %w", s.segName, err)
 	}
 	s.unsynced = false
@@ -543,9 +545,9 @@ func (s *Sink) finishStop() {
 // rotate closes the current segment, opens the next and applies retention.
 func (s *Sink) rotate(now time.Time) {
 	if s.unsynced {
-		if err := s.sync(); err != nil {
-			s.log.Error("cannot fsync a segment before rotating it", "segment", s.segName, "err", err)
-		}
+		// Retried like every fsync: a segment is closed only once what
+		// it holds is durable.
+		s.syncRetrying()
 	}
 	if err := s.seg.Close(); err != nil {
 		s.log.Error("cannot close segment", "segment", s.segName, "err", err)

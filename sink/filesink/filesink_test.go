@@ -678,3 +678,43 @@ func segmentNames(t *testing.T, dir string) []string {
 	_, names := readDir(t, dir)
 	return names
 }
+
+// TestRotationFsyncRetried: without ACK=persisted, the fsync that closes a
+// segment is retried like the periodic one, not only logged: the sink turns
+// unhealthy, the segment stays open, and once the fsync works the rotation
+// goes on and every parcel is stored once.
+func TestRotationFsyncRetried(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, Config{Dir: dir, SegmentBytes: 1000, GroupBytes: 300, FsyncInterval: time.Hour})
+	var failing atomic.Bool
+	failing.Store(true)
+	s.fdatasync = func(fd int) error { // set before the first Store
+		if failing.Load() {
+			return syscall.EIO
+		}
+		return syscall.Fdatasync(fd)
+	}
+	var o outcomes
+	// Twelve lines of about 100 bytes fill the first segment; its
+	// rotation needs the fsync that fails.
+	store(t, s, &o, "r", 12)
+	waitFor(t, "the sink to report unhealthy", func() bool { return s.Healthy() != nil })
+	if err := s.Healthy(); !strings.Contains(err.Error(), "cannot fsync") {
+		t.Errorf("Healthy() = %v; want the fsync error", err)
+	}
+	if names := segmentNames(t, dir); len(names) != 1 {
+		t.Errorf("segments while the closing fsync fails: %v; want the first still open", names)
+	}
+	failing.Store(false)
+	store(t, s, &o, "s", 5)
+	waitFor(t, "every parcel written", func() bool { ok, _ := o.counts(); return ok == 17 })
+	waitFor(t, "the sink to report healthy", func() bool { return s.Healthy() == nil })
+	closeSink(t, s)
+	lines, names := readDir(t, dir)
+	if len(names) != 2 {
+		t.Errorf("segments = %v; want 2 after the rotation", names)
+	}
+	if got, want := ids(lines), append(wantIDs("r", 12), wantIDs("s", 5)...); !slices.Equal(got, want) {
+		t.Errorf("ids = %v\nwant %v", got, want)
+	}
+}
