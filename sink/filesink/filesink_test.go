@@ -82,6 +82,21 @@ func store(t *testing.T, s *Sink, o *outcomes, prefix string, n int) {
 	}
 }
 
+// storeUntilHeld stores parcels named by format and a counter, up to 1000,
+// until Store has blocked for 300 ms, as it does once both groups are full
+// while the sink cannot write; it returns how many it stored.
+func storeUntilHeld(s *Sink, o *outcomes, format string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	n := 0
+	for ; n < 1000; n++ {
+		if err := s.Store(ctx, o.task(fmt.Sprintf(format, n), 1)); err != nil {
+			break
+		}
+	}
+	return n
+}
+
 type line struct {
 	ID, Time, Data, Received string
 }
@@ -397,19 +412,7 @@ func TestDiskFullRetriesUntilSpaceReturns(t *testing.T) {
 			}
 
 			lift := limitFileSize(t, 2000) // the segment holds ~1 KB already
-			stored := make(chan int)
-			go func() {
-				n := 0
-				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-				defer cancel()
-				for ; n < 1000; n++ {
-					if err := s.Store(ctx, o.task(fmt.Sprintf("full%d", n), 1)); err != nil {
-						break
-					}
-				}
-				stored <- n
-			}()
-			n := <-stored
+			n := storeUntilHeld(s, &o, "full%d")
 			waitFor(t, "the sink to report unhealthy", func() bool { return s.Healthy() != nil })
 			if !strings.Contains(s.Healthy().Error(), "file too large") {
 				t.Errorf("Healthy() = %v, want the write error", s.Healthy())
@@ -596,19 +599,7 @@ func TestNewSegmentDirectorySynced(t *testing.T) {
 	failing.Store(true)
 	// Store blocks once both groups are full: the sink holds a bounded
 	// number of parcels while it cannot write.
-	stored := make(chan int)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		n := 0
-		for ; n < 1000; n++ {
-			if err := s.Store(ctx, o.task(fmt.Sprintf("b%03d-0", n), 1)); err != nil {
-				break
-			}
-		}
-		stored <- n
-	}()
-	n := <-stored
+	n := storeUntilHeld(s, &o, "b%03d-0")
 	waitFor(t, "the sink to report unhealthy", func() bool { return s.Healthy() != nil })
 	if err := s.Healthy(); !strings.Contains(err.Error(), "fsync of the data directory") {
 		t.Errorf("Healthy() = %v; want the directory fsync error", err)
