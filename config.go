@@ -79,7 +79,7 @@ var options = []option{
 		func(c *config, v string) bool { return parseInt(v, 1, 1_000_000, &c.MaxWorkers) }},
 	{"MAX_QUEUE", "max-queue", "10000", "capacity of the global task queue, in parcels", "an integer from 1 to 10000000",
 		func(c *config, v string) bool { return parseInt(v, 1, 10_000_000, &c.MaxQueue) }},
-	{"MAX_QUEUE_BYTES", "max-queue-bytes", "256MiB", "most body bytes the queued requests may hold, from decoding until every parcel is stored; at least MAX_BODY_BYTES", "a size from 1KiB to 1TiB: bytes, or with a KiB, MiB, GiB or TiB suffix",
+	{"MAX_QUEUE_BYTES", "max-queue-bytes", "256MiB", "most body bytes the queued requests may hold, from their reservation before the body is copied until every parcel is stored; at least MAX_BODY_BYTES", "a size from 1KiB to 1TiB: bytes, or with a KiB, MiB, GiB or TiB suffix",
 		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<40, &c.MaxQueueBytes) }},
 	{"SINK", "sink", "file", "where tasks go: file (NDJSON segments in DATA_DIR), nats (a JetStream stream), sim (simulated store, random latency) or null (discard)", "file, nats, sim or null",
 		func(c *config, v string) bool {

@@ -67,7 +67,7 @@ func (d *Dispatcher) registerMetrics(set *metrics.Set) {
 		gauge("fastingest_requests_waiting", "Requests waiting for queue room: body bytes (MAX_QUEUE_BYTES) or places (MAX_QUEUE).", uint64(waiting))
 		if d.bodyRoom != nil {
 			held := d.maxBytes - d.bodyRoom.free.Load()
-			gauge("fastingest_queue_body_bytes", "Body bytes held by the queue's requests, from decoding until stored.", uint64(held))
+			gauge("fastingest_queue_body_bytes", "Body bytes reserved by the queue's requests, from before their body is copied until their parcels are stored.", uint64(held))
 			gauge("fastingest_queue_body_bytes_capacity", "Most body bytes the queue's requests may hold (MAX_QUEUE_BYTES).", uint64(d.maxBytes))
 		}
 		gauge("fastingest_workers_busy", "Workers on a task.", uint64(st.BusyWorkers))
