@@ -203,6 +203,45 @@ func (b *Batch) wait(timer <-chan time.Time) (finished bool, failed int64) {
 func (b *Batch) Decode(body []byte) error {
 	b.reset()
 	b.copyBody(body)
+	return b.decodeJSON()
+}
+
+// BodyBuffer empties b and returns its body buffer, empty, with room for at
+// least n bytes, for the caller to read a request body into; the filled
+// slice then goes to DecodeFilled or DecodeNDJSONFilled, which take it
+// without a copy. n is the body's length when known (the buffer is made at
+// exactly that size, the size ReserveBody reserved), else a first guess that
+// the caller grows. The buffer is the batch's: the caller must not keep it
+// past the decode call.
+func (b *Batch) BodyBuffer(n int) []byte {
+	b.reset()
+	b.fitPooled(n)
+	if cap(b.buf) < n {
+		b.buf = make([]byte, 0, n)
+	}
+	return b.buf[:0]
+}
+
+// DecodeFilled is Decode for a body read into the buffer BodyBuffer
+// returned (or a larger one the caller grew from it): the batch keeps body
+// as its copy, and the parcels' strings point into it.
+func (b *Batch) DecodeFilled(body []byte) error {
+	b.adoptBody(body)
+	return b.decodeJSON()
+}
+
+// adoptBody makes body the batch's copy of the request body, and shrinks
+// a reservation made for more (an unknown length's bound) to the memory it
+// holds.
+func (b *Batch) adoptBody(body []byte) {
+	b.dropParcels()
+	b.buf = body
+	b.giveBackBody(int64(cap(body)))
+}
+
+// decodeJSON decodes the batch's body copy as a JSON object: the fast
+// path, else go-json.
+func (b *Batch) decodeJSON() error {
 	if b.scan() {
 		return nil
 	}

@@ -107,6 +107,11 @@ type Dispatcher struct {
 	gate   sync.RWMutex
 	closed bool // guarded by gate
 
+	// refuse is closed by RefuseWaiting: requests waiting for room, and
+	// any that would wait, give up with ErrClosed.
+	refuse     chan struct{}
+	refuseOnce sync.Once
+
 	storeCtx    context.Context // cancelled when a shutdown deadline passes
 	cancelStore context.CancelFunc
 
@@ -157,6 +162,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		sink:       cfg.Sink,
 		log:        log,
 		done:       make(chan struct{}),
+		refuse:     make(chan struct{}),
 		sinkErrors: ratelog.New(10 * time.Second),
 		trace:      log.Enabled(context.Background(), slog.LevelDebug),
 	}
@@ -275,6 +281,9 @@ func (d *Dispatcher) ReserveBody(b *Batch, n int) error {
 	}
 	if err != nil {
 		d.queueWait.Observe(waited) // a request that waited in vain; Submit observes the others
+		if err == ErrClosed {
+			return err
+		}
 		return &QueueFullError{Bytes: n, Timeout: d.timeout}
 	}
 	b.bodyRoom, b.bodyReserved, b.bodyWaited = d.bodyRoom, need, waited
@@ -400,6 +409,9 @@ func (d *Dispatcher) reserve(n int, bodyWaited time.Duration) error {
 	waited, err := d.wait(d.room, int64(n), timeout)
 	d.queueWait.Observe(bodyWaited + waited)
 	d.noteWait(bodyWaited + waited)
+	if err == ErrClosed {
+		return err
+	}
 	if err != nil {
 		return &QueueFullError{Parcels: n, Timeout: d.timeout}
 	}
@@ -408,13 +420,33 @@ func (d *Dispatcher) reserve(n int, bodyWaited time.Duration) error {
 
 // wait takes n units of r, waiting at most timeout (0: as long as it
 // takes), and returns how long it waited: 0 when they were free at once.
+// After RefuseWaiting it returns ErrClosed rather than wait.
 func (d *Dispatcher) wait(r *room, n int64, timeout time.Duration) (time.Duration, error) {
 	if r.tryReserve(n) {
 		return 0, nil
 	}
 	start := time.Now()
-	err := r.reserve(n, timeout, nil)
-	return time.Since(start), err
+	err := r.reserve(n, timeout, d.refuse)
+	waited := time.Since(start)
+	if err != nil {
+		select {
+		case <-d.refuse:
+			return waited, ErrClosed
+		default:
+		}
+	}
+	return waited, err
+}
+
+// RefuseWaiting makes every request waiting for queue room or body bytes
+// give up with ErrClosed, and every later one that would have to wait: the
+// server calls it when its shutdown deadline passes with requests still
+// waiting (ENQUEUE_TIMEOUT=0 waits without end), so that they are answered
+// 503 with nothing queued instead of losing their connection when the
+// process exits. Requests that find room at once still get in; Shutdown
+// refuses those. Safe to call more than once.
+func (d *Dispatcher) RefuseWaiting() {
+	d.refuseOnce.Do(func() { close(d.refuse) })
 }
 
 // noteWait records a queue wait that just ended, in the bucket of the

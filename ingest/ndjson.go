@@ -32,6 +32,18 @@ import (
 func (b *Batch) DecodeNDJSON(body []byte) error {
 	b.reset()
 	b.copyBody(body)
+	return b.decodeNDJSON()
+}
+
+// DecodeNDJSONFilled is DecodeNDJSON for a body read into the buffer
+// BodyBuffer returned (see DecodeFilled): no copy is made.
+func (b *Batch) DecodeNDJSONFilled(body []byte) error {
+	b.adoptBody(body)
+	return b.decodeNDJSON()
+}
+
+// decodeNDJSON decodes the batch's body copy, one parcel per line.
+func (b *Batch) decodeNDJSON() error {
 	s := b.buf
 	for n, start := 1, 0; start < len(s); n++ {
 		end := len(s)

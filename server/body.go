@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"sync"
 
 	"github.com/klauspost/compress/flate"
@@ -79,26 +81,23 @@ func zstdDecoderSlots() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 // zstd's own levels up to 19 stay within it); larger windows get 400.
 const zstdMaxWindow = 8 << 20
 
-// Decompressed bodies start in a buffer of at least this size, and buffers
-// past maxPooledBodyBytes are dropped rather than pooled, as ingest does
-// with batches, so that one large body does not pin its memory.
-const (
-	minBodyBuffer      = 4 << 10
-	maxPooledBodyBytes = 64 << 10
-)
+// Bodies of unknown length (chunked, or compressed) start in a buffer of
+// at least this size and grow by doubling, so that memory follows the body.
+const minBodyBuffer = 4 << 10
 
-// bodyReader undoes a request's content coding into a buffer of its own. It
-// is pooled with its decoders, which are costly to make (a zstd decoder
-// allocates tens of kilobytes of tables, a flate one its 32 KiB window) and
-// cheap to reset: in the steady state a compressed request allocates nothing
-// here.
+// bodyReader undoes a request's content coding while the body is read from
+// the connection. It is pooled with its decoders, which are costly to make
+// (a zstd decoder allocates tens of kilobytes of tables, a flate one its
+// 32 KiB window) and cheap to reset: in the steady state a compressed
+// request allocates nothing here.
 type bodyReader struct {
-	src bytes.Reader  // the compressed body; an io.ByteReader, so no decoder adds a bufio.Reader
-	buf []byte        // the decompressed body
-	gz  gzip.Reader   // usable from its zero value: Reset makes its flate reader
-	zl  io.ReadCloser // zlib, made on first use
-	fl  io.ReadCloser // raw flate, made on first use
-	zs  *zstd.Decoder // lent by the server for a zstd body (made on first use)
+	raw countingReader // the compressed body as it comes off the connection
+	br  *bufio.Reader  // over raw; an io.ByteReader, so no decoder adds a bufio.Reader of its own
+	gz  gzip.Reader    // usable from its zero value: Reset makes its flate reader
+	zl  io.ReadCloser  // zlib, made on first use
+	fl  io.ReadCloser  // raw flate, made on first use
+	zs  *zstd.Decoder  // lent by the server for a zstd body (made on first use)
+	mem bytes.Reader   // the body when it is in memory rather than on the connection
 }
 
 var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
@@ -106,18 +105,48 @@ var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
 func getBodyReader() *bodyReader { return bodyReaderPool.Get().(*bodyReader) }
 
 // putBodyReader returns r to the pool. The request body it read is not
-// referenced any more; a decompressed buffer too large to keep is dropped.
+// referenced any more.
 func putBodyReader(r *bodyReader) {
 	r.reset()
 	bodyReaderPool.Put(r)
 }
 
 func (r *bodyReader) reset() {
-	r.src.Reset(nil)
-	if cap(r.buf) > maxPooledBodyBytes {
-		r.buf = nil
+	r.raw = countingReader{}
+	r.mem.Reset(nil)
+	if r.br != nil {
+		r.br.Reset(nil)
 	}
-	r.buf = r.buf[:0]
+}
+
+// countingReader reads at most limit bytes of a compressed body from the
+// connection and remembers why it stopped: the decoders report a failed read
+// of their source in their own words, and the answer depends on which it
+// was (413 for too many bytes, 408 for a timeout, 400 for a broken body).
+type countingReader struct {
+	src   io.Reader
+	n     int   // bytes read
+	limit int   // most bytes allowed
+	err   error // first error other than io.EOF, errBodyTooLarge past limit
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if left := c.limit + 1 - c.n; len(p) > left {
+		p = p[:left] // one byte past the limit says it is exceeded
+	}
+	n, err := c.src.Read(p)
+	c.n += n
+	if c.n > c.limit {
+		c.err = errBodyTooLarge
+		return n, c.err
+	}
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
 }
 
 // errTrailingData is returned when bytes follow the end of a deflate stream.
@@ -127,27 +156,37 @@ var errTrailingData = errors.New("data after the end of the compressed stream")
 // and no error for ever.
 var errNoProgress = errors.New("the decoder made no progress")
 
-// decompress undoes coding c on body and returns the decompressed body,
-// which is valid until r is put back in the pool. It reads at most limit+1
-// decompressed bytes: a body that inflates past limit is refused with a 413
-// as soon as that is known, however far it would have gone on: a
-// decompression bomb costs about 2 × limit bytes of allocations and the
-// time to inflate limit bytes. (CVE-2024-36129: the OpenTelemetry collector
+// decompress reads a body of content coding c from src and appends it,
+// decompressed, to dst. It reads at most limit compressed bytes and at most
+// limit+1 decompressed ones: a body that inflates past limit is refused with
+// a 413 as soon as that is known, however far it would have gone on: a
+// decompression bomb costs about 2 × limit bytes of allocations and the time
+// to inflate limit bytes. (CVE-2024-36129: the OpenTelemetry collector
 // bounded the compressed body but not what it inflated to.) Corrupt or
-// truncated data gets a 400 naming the coding.
-func (r *bodyReader) decompress(c coding, body []byte, limit int) ([]byte, error) {
-	if len(body) == 0 {
+// truncated data gets a 400 naming the coding; a failed read of src, its own
+// error (see errReadingBody).
+func (r *bodyReader) decompress(c coding, src io.Reader, dst []byte, limit int) ([]byte, error) {
+	r.raw = countingReader{src: src, limit: limit}
+	if r.br == nil {
+		r.br = bufio.NewReaderSize(&r.raw, 4<<10)
+	} else {
+		r.br.Reset(&r.raw)
+	}
+	head, err := r.br.Peek(zstd.HeaderMaxSize) // the headers below decide on these bytes
+	switch {
+	case len(head) == 0 && r.raw.err != nil:
+		return nil, r.sourceError(c, limit)
+	case len(head) == 0:
 		return nil, errCorruptBody(c, io.ErrUnexpectedEOF)
 	}
-	r.src.Reset(body)
 	var dec io.Reader
 	switch c {
 	case codingGzip:
 		// Reset reads the header; multistream (the default) reads
 		// concatenated members as one body, as gzip -d does, and
 		// refuses anything after the last one as a bad header.
-		if err := r.gz.Reset(&r.src); err != nil {
-			return nil, errCorruptBody(c, err)
+		if err := r.gz.Reset(r.br); err != nil {
+			return nil, r.corrupt(c, limit, err)
 		}
 		dec = &r.gz
 	case codingDeflate:
@@ -157,29 +196,29 @@ func (r *bodyReader) decompress(c coding, body []byte, limit int) ([]byte, error
 		// stream whose first bytes happen to form a zlib header then
 		// fails the zlib checksum: a 400, never a wrong body.
 		var err error
-		if isZlibHeader(body) {
+		if isZlibHeader(head) {
 			if r.zl == nil {
-				r.zl, err = zlib.NewReader(&r.src)
+				r.zl, err = zlib.NewReader(r.br)
 			} else {
-				err = r.zl.(zlib.Resetter).Reset(&r.src, nil)
+				err = r.zl.(zlib.Resetter).Reset(r.br, nil)
 			}
 			dec = r.zl
 		} else {
 			if r.fl == nil {
-				r.fl = flate.NewReader(&r.src)
+				r.fl = flate.NewReader(r.br)
 			} else {
-				err = r.fl.(flate.Resetter).Reset(&r.src, nil)
+				err = r.fl.(flate.Resetter).Reset(r.br, nil)
 			}
 			dec = r.fl
 		}
 		if err != nil {
-			return nil, errCorruptBody(c, err)
+			return nil, r.corrupt(c, limit, err)
 		}
 	case codingZstd:
 		// A frame that declares its size says at once whether the
 		// body fits.
 		var h zstd.Header
-		if h.Decode(body) == nil && h.HasFCS && h.FrameContentSize > uint64(limit) {
+		if h.Decode(head) == nil && h.HasFCS && h.FrameContentSize > uint64(limit) {
 			return nil, errDecompressedTooLarge(c, limit)
 		}
 		if r.zs == nil {
@@ -199,27 +238,50 @@ func (r *bodyReader) decompress(c coding, body []byte, limit int) ([]byte, error
 			}
 			r.zs = zs
 		}
-		if err := r.zs.Reset(&r.src); err != nil {
-			return nil, errCorruptBody(c, err)
+		if err := r.zs.Reset(r.br); err != nil {
+			return nil, r.corrupt(c, limit, err)
 		}
 		dec = r.zs
 	default:
-		return body, nil
+		return nil, fmt.Errorf("decompress: no content coding to undo")
 	}
 
-	out, err := readLimited(dec, r.buf[:0], limit)
-	r.buf = out[:0] // keep the grown buffer for the next request
+	out, err := readLimited(dec, dst, limit)
 	switch {
-	case errors.Is(err, errBodyTooLarge):
+	case errors.Is(err, errBodyTooLarge) && r.raw.err == nil:
 		return nil, errDecompressedTooLarge(c, limit)
 	case err != nil:
-		return nil, errCorruptBody(c, err)
-	case c == codingDeflate && r.src.Len() > 0:
+		return nil, r.corrupt(c, limit, err)
+	case c == codingDeflate:
 		// gzip and zstd refuse trailing bytes themselves (as a bad
 		// header or frame); zlib and flate stop at the stream's end.
-		return nil, errCorruptBody(c, errTrailingData)
+		if _, err := r.br.ReadByte(); err != io.EOF {
+			if r.raw.err != nil {
+				return nil, r.sourceError(c, limit)
+			}
+			return nil, errCorruptBody(c, errTrailingData)
+		}
 	}
 	return out, nil
+}
+
+// corrupt is the error for a decoder's err: the source's own failure when
+// reading the connection failed (the decoder saw that as corrupt data),
+// else a 400 for data that is not valid c.
+func (r *bodyReader) corrupt(c coding, limit int, err error) error {
+	if r.raw.err != nil {
+		return r.sourceError(c, limit)
+	}
+	return errCorruptBody(c, err)
+}
+
+// sourceError is the error for a failed read of the compressed body.
+func (r *bodyReader) sourceError(c coding, limit int) error {
+	if r.raw.err == errBodyTooLarge {
+		return &httpError{status: fasthttp.StatusRequestEntityTooLarge,
+			msg: "the compressed body exceeds MAX_BODY_BYTES (" + strconv.Itoa(limit) + " bytes); send smaller batches"}
+	}
+	return errReadingBody(r.raw.err)
 }
 
 // isZlibHeader reports whether b starts with an RFC 1950 header: method 8
@@ -274,26 +336,50 @@ func readLimited(dec io.Reader, buf []byte, limit int) ([]byte, error) {
 	}
 }
 
-// bodyBound is the most bytes decodeBody can copy into a batch for req:
-// the body itself, or, compressed, the limit decompression stops at.
-func (s *Server) bodyBound(req *fasthttp.Request, f bodyFormat) int {
-	if f.coding != codingIdentity {
+// bodyBound is the most bytes decodeBody can hold in a batch for a
+// request whose Content-Length is length (-1: chunked): the body itself,
+// or, chunked or compressed, the limit reading stops at.
+func (s *Server) bodyBound(length int, f bodyFormat) int {
+	if f.coding != codingIdentity || length < 0 {
 		return s.cfg.MaxBodyBytes
 	}
-	return len(req.Body())
+	return length
 }
 
-// decodeBody undoes the request body's content coding and decodes it into
-// b as format f says, whole or not at all. Panics are recovered, in the
+// decodeBody reads the request body from the connection into b, undoing
+// its content coding, and decodes it as format f says, whole or not at all.
+// It is called once the request is authorized and b holds a reservation of
+// bodyBound bytes: until then the connection holds no more than fasthttp's
+// read buffer and the first bytes of the body it reads ahead. A body of
+// known length is read into a buffer of exactly its size, one of unknown
+// length into one that grows by doubling up to MAX_BODY_BYTES; either way
+// the batch keeps it, with no further copy. Panics are recovered, in the
 // decompressor (see endDecompress) as in the JSON and NDJSON decoders (see
-// decodeRecovering).
+// recoverDecode).
 func (s *Server) decodeBody(b *ingest.Batch, req *fasthttp.Request, f bodyFormat) (err error) {
-	body := req.Body()
-	if f.coding == codingIdentity && !f.ndjson {
-		return s.decodeRecovering(b, body) // the usual request: nothing more to do
+	src := req.BodyStream()
+	length := req.Header.ContentLength()
+	var mem []byte
+	if src == nil {
+		// The body is in memory: set by a caller of the handler, or
+		// none (neither Content-Length nor chunked).
+		mem = req.Body()
+		length = len(mem)
 	}
-	if f.coding != codingIdentity {
+	var body []byte
+	switch {
+	case f.coding == codingIdentity && src == nil:
+		body = append(b.BodyBuffer(length), mem...)
+	case f.coding == codingIdentity:
+		if body, err = readBody(src, b, length, s.cfg.MaxBodyBytes); err != nil {
+			return err
+		}
+	default:
 		r := getBodyReader()
+		if src == nil {
+			r.mem.Reset(mem)
+			src = &r.mem
+		}
 		if f.coding == codingZstd {
 			// A zstd decoder holds a history buffer of up to the
 			// 8 MiB window a frame declares, however small the body:
@@ -301,15 +387,36 @@ func (s *Server) decodeBody(b *ingest.Batch, req *fasthttp.Request, f bodyFormat
 			// concurrent zstd requests cannot multiply that memory.
 			r.zs = <-s.zstdDecoders
 		}
-		defer s.endDecompress(r, f.coding, &err) // Decode copies what it keeps
-		if body, err = r.decompress(f.coding, body, s.cfg.MaxBodyBytes); err != nil {
+		defer s.endDecompress(r, f.coding, &err)
+		if body, err = r.decompress(f.coding, src, b.BodyBuffer(minBodyBuffer), s.cfg.MaxBodyBytes); err != nil {
 			return err
 		}
 	}
 	if f.ndjson {
-		return s.recoverDecode((*ingest.Batch).DecodeNDJSON, b, body)
+		return s.recoverDecode((*ingest.Batch).DecodeNDJSONFilled, b, body)
 	}
-	return s.decodeRecovering(b, body)
+	return s.recoverDecode(s.decode, b, body)
+}
+
+// readBody reads an uncompressed body of Content-Length length (-1:
+// chunked) from src into b's body buffer. The caller has refused a length
+// over limit; a chunked body is cut off past it with a 413.
+func readBody(src io.Reader, b *ingest.Batch, length, limit int) ([]byte, error) {
+	if length >= 0 {
+		body := b.BodyBuffer(length)[:length]
+		if _, err := io.ReadFull(src, body); err != nil {
+			return nil, errReadingBody(err)
+		}
+		return body, nil
+	}
+	body, err := readLimited(src, b.BodyBuffer(minBodyBuffer), limit)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return nil, errBodyOverLimit(limit)
+	case err != nil:
+		return nil, errReadingBody(err)
+	}
+	return body, nil
 }
 
 // endDecompress ends a request's use of r, deferred by decodeBody. A panic
@@ -332,7 +439,7 @@ func (s *Server) endDecompress(r *bodyReader, c coding, err *error) {
 		putBodyReader(r)
 		return
 	}
-	s.notePanic("decompressor ("+c.String()+")", p, r.src.Size())
+	s.notePanic("decompressor ("+c.String()+")", p, int64(r.raw.n))
 	*err = errDecoderPanic
 }
 
@@ -357,4 +464,29 @@ func (s *Server) recoverDecode(decode func(*ingest.Batch, []byte) error, b *inge
 		}
 	}()
 	return decode(b, body)
+}
+
+// errBodyOverLimit is the 413 for a body over MAX_BODY_BYTES, by its
+// Content-Length or as it was read.
+func errBodyOverLimit(limit int) error {
+	return &httpError{status: fasthttp.StatusRequestEntityTooLarge,
+		msg: "body exceeds MAX_BODY_BYTES (" + strconv.Itoa(limit) + " bytes); send smaller batches"}
+}
+
+var (
+	errBodyTimeout = &httpError{status: fasthttp.StatusRequestTimeout,
+		msg: "timed out reading the request body (READ_TIMEOUT); nothing was accepted"}
+	errBodyBroken = &httpError{status: fasthttp.StatusBadRequest,
+		msg: "cannot read the request body: it ended before its Content-Length, or its chunked framing is invalid; nothing was accepted"}
+)
+
+// errReadingBody is the answer to a failed read of the request body: 408
+// when READ_TIMEOUT passed, else 400. The message is fixed: fasthttp's
+// errors can quote what the client sent, which is not for logs.
+func errReadingBody(err error) error {
+	var timeout interface{ Timeout() bool }
+	if errors.As(err, &timeout) && timeout.Timeout() {
+		return errBodyTimeout
+	}
+	return errBodyBroken
 }

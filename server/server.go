@@ -5,6 +5,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type Queue interface {
 	// *ingest.NotStoredError, b is the queue's; with any other error
 	// nothing was queued and b is still the caller's.
 	SubmitAndWait(received time.Time, b *ingest.Batch, timeout time.Duration) error
+	// RefuseWaiting makes requests waiting for room in ReserveBody or
+	// Submit, and any that would wait, return ingest.ErrClosed.
+	RefuseWaiting()
 }
 
 // Ack says when a request's 202 goes out.
@@ -120,12 +124,16 @@ type Server struct {
 	trace bool // log every parcel (LOG_LEVEL=debug)
 	fast  *fasthttp.Server
 
-	// decode is (*ingest.Batch).Decode; tests replace it to exercise panic
-	// recovery.
+	// decode is (*ingest.Batch).DecodeFilled; tests replace it to
+	// exercise panic recovery.
 	decode func(b *ingest.Batch, body []byte) error
 
-	draining atomic.Bool // set by Shutdown: /readyz answers 503
-	unready  atomic.Bool // set by Unready: /readyz answers 503, POST / still served
+	draining atomic.Bool  // set by Shutdown: /readyz answers 503
+	lastShed atomic.Int64 // Unix nanoseconds of the last request refused for want of queue room
+	// shedWindow is how long a request refused for want of queue room
+	// keeps /readyz at 503 (with ReadyMaxQueueWait set).
+	shedWindow time.Duration
+	unready    atomic.Bool // set by Unready: /readyz answers 503, POST / still served
 
 	// mu orders Serve against Shutdown: fasthttp's Shutdown does nothing
 	// for a listener its Serve has not registered yet, so Shutdown also
@@ -186,10 +194,12 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		queue:     queue,
 		log:       log,
 		trace:     log.Enabled(context.Background(), slog.LevelDebug),
-		decode:    (*ingest.Batch).Decode,
+		decode:    (*ingest.Batch).DecodeFilled,
 		rejectLog: ratelog.New(10 * time.Second),
 		panicLog:  ratelog.New(10 * time.Second),
 		authToken: []byte(cfg.AuthToken),
+
+		shedWindow: 5 * time.Second,
 	}
 	s.metrics = newServerMetrics(cfg.Metrics, s)
 	s.zstdDecoders = make(chan *zstd.Decoder, zstdDecoderSlots())
@@ -197,8 +207,15 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		s.zstdDecoders <- nil // made on first use
 	}
 	s.fast = &fasthttp.Server{
-		Handler:            s.handle,
-		ErrorHandler:       s.handleParseError,
+		Handler:       s.handle,
+		ErrorHandler:  s.handleParseError,
+		ExpectHandler: s.expectContinue,
+		// The body is read by the handler, once the request is
+		// authorized and its bytes reserved (see ingest): until then
+		// a connection holds its read buffer and at most the first
+		// 8 KiB of the body that fasthttp reads ahead, whatever
+		// Content-Length says.
+		StreamRequestBody:  true,
 		Name:               "fastingest",
 		MaxRequestBodySize: cfg.MaxBodyBytes,
 		Concurrency:        cfg.MaxConns,
@@ -263,8 +280,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ln := range listeners {
 		_ = ln.Close()
 	}
+	if err != nil {
+		// The deadline passed with requests in progress. Those waiting
+		// for queue room (ENQUEUE_TIMEOUT=0 waits without end) are
+		// refused now, and given a moment to send their 503: the
+		// process is about to exit, and a dropped connection would
+		// leave the client guessing.
+		s.queue.RefuseWaiting()
+		grace, cancel := context.WithTimeout(context.Background(), refuseGrace)
+		defer cancel()
+		_ = s.fast.ShutdownWithContext(grace)
+	}
 	return err
 }
+
+// refuseGrace is how long Shutdown waits, once its deadline has passed,
+// for the requests it refused to be answered.
+const refuseGrace = time.Second
 
 // Stats counts the answers to ingestion requests: those to POST / (any
 // method), and requests fasthttp could not parse, which are not routed.
@@ -290,64 +322,143 @@ func (s *Server) Stats() Stats {
 // handle routes a request and turns the error its handler returns, if any,
 // into a response.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	var err error
-	route := routeOther
-	switch string(ctx.Path()) {
-	case "/":
-		route = routeIngest
-		if err = s.authorize(ctx); err == nil {
+	route := routeOf(ctx.Request.Header.RequestURI())
+	err := checkVersion(&ctx.Request.Header)
+	if err == nil {
+		switch route {
+		case routeIngest:
 			err = s.ingest(ctx)
+		case routeHealthz:
+			err = s.health(ctx, true)
+		case routeReadyz:
+			err = s.ready(ctx)
+		case routeMetrics:
+			if !s.cfg.MetricsPublic {
+				err = s.authorize(ctx)
+			}
+			if err == nil {
+				err = s.serveMetrics(ctx)
+			}
+		default:
+			err = errNotFound
 		}
-	case "/healthz":
-		route = routeHealthz
-		err = s.health(ctx, true)
-	case "/readyz":
-		route = routeReadyz
-		err = s.ready(ctx)
-	case "/metrics":
-		route = routeMetrics
-		if !s.cfg.MetricsPublic {
-			err = s.authorize(ctx)
-		}
-		if err == nil {
-			err = s.serveMetrics(ctx)
-		}
-	default:
-		err = errNotFound
 	}
 	if err != nil {
-		s.writeError(ctx, err)
-		// Not health probes, scrapes or unknown paths: a load
-		// balancer's 503 probes would read as failed ingestion.
-		if route == routeIngest {
-			s.countRefused(ctx.Response.StatusCode())
-			s.metrics.shed(err)
-		}
+		s.refuse(ctx, route, err)
 	}
 	s.metrics.observe(ctx, route)
+}
+
+// refuse answers a request with err. An ingestion request is counted as
+// refused, and its connection, if the server closes it, is closed gently:
+// the client may still be sending a body nobody will read, and a close with
+// unread bytes would reset the connection before the client reads why
+// (lingerOnClose).
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, route int, err error) {
+	s.writeError(ctx, err)
+	// Not health probes, scrapes or unknown paths: a load balancer's 503
+	// probes would read as failed ingestion.
+	if route != routeIngest {
+		return
+	}
+	lingerOnClose(ctx.Conn())
+	s.countRefused(ctx.Response.StatusCode())
+	s.metrics.shed(err)
+	var full *ingest.QueueFullError
+	if errors.As(err, &full) {
+		s.lastShed.Store(time.Now().UnixNano())
+	}
+}
+
+// routeOf maps a request-target to its route: only the exact raw paths are
+// routes, with any query string. fasthttp's normalized path would serve
+// /metrics for /%6detrics, //metrics or /a/../metrics, bypassing a proxy's
+// rule on the literal path; those are 404 here, as is an absolute-form
+// target.
+func routeOf(uri []byte) int {
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	switch string(uri) { // no allocation: the compiler compares in place
+	case "/":
+		return routeIngest
+	case "/healthz":
+		return routeHealthz
+	case "/readyz":
+		return routeReadyz
+	case "/metrics":
+		return routeMetrics
+	}
+	return routeOther
+}
+
+// errVersion is the 505 for a request line with a version other than
+// HTTP/1.0 or HTTP/1.1 (fasthttp reads any HTTP/d.d as 1.0).
+var errVersion = &httpError{status: fasthttp.StatusHTTPVersionNotSupported,
+	msg: "HTTP version not supported: use HTTP/1.1 or HTTP/1.0"}
+
+func checkVersion(h *fasthttp.RequestHeader) error {
+	if h.IsHTTP11() || string(h.Protocol()) == "HTTP/1.0" {
+		return nil
+	}
+	return errVersion
+}
+
+// checkIngest refuses a POST / that fastingest would refuse whatever its
+// body: unauthorized, not POST, a content type or coding it cannot read, a
+// Content-Length over MAX_BODY_BYTES, or a sink that cannot store now. It
+// runs before any of the body is read, and before a 100 Continue
+// (expectContinue). It returns how to read the body.
+func (s *Server) checkIngest(ctx *fasthttp.RequestCtx) (bodyFormat, error) {
+	if err := s.authorize(ctx); err != nil {
+		return bodyFormat{}, err
+	}
+	if !ctx.IsPost() {
+		return bodyFormat{}, errMethodNotAllowed("POST")
+	}
+	format, err := checkContentHeaders(&ctx.Request.Header)
+	if err != nil {
+		return format, err
+	}
+	if ctx.Request.Header.ContentLength() > s.cfg.MaxBodyBytes {
+		return format, errBodyOverLimit(s.cfg.MaxBodyBytes)
+	}
+	return format, s.sinkHealth()
+}
+
+// expectContinue answers a request that sent Expect: 100-continue and
+// waits before sending its body (fasthttp's ExpectHandler): 100 only for a
+// POST / that checkIngest lets through, so that a client never uploads a
+// body that will be refused; any other request gets its final answer now,
+// from the handler, and the connection is closed after it.
+func (s *Server) expectContinue(ctx *fasthttp.RequestCtx) int {
+	if routeOf(ctx.Request.Header.RequestURI()) == routeIngest && checkVersion(&ctx.Request.Header) == nil {
+		if _, err := s.checkIngest(ctx); err == nil {
+			return fasthttp.StatusContinue
+		}
+	}
+	s.handle(ctx) // refuses without reading the body
+	// The client may send its body anyway once it tires of waiting.
+	lingerOnClose(ctx.Conn())
+	return ctx.Response.StatusCode()
 }
 
 // ingest serves POST /: decode and validate the whole body, queue every
 // parcel, answer 202 {"accepted":N}.
 func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
-	if !ctx.IsPost() {
-		return errMethodNotAllowed("POST")
-	}
-	format, err := checkContentHeaders(&ctx.Request.Header)
+	format, err := s.checkIngest(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.sinkHealth(); err != nil {
-		return err
-	}
 	b := ingest.AcquireBatch()
-	// Memory for the body's copy first, while the request holds only
-	// fasthttp's buffer: under overload requests wait here, before
-	// decoding, rather than each holding a decoded copy.
-	if err := s.queue.ReserveBody(b, s.bodyBound(&ctx.Request, format)); err != nil {
+	// Memory for the body first, while the connection holds only
+	// fasthttp's buffers: under overload requests wait here, before
+	// their bodies are read, so that waiting for memory also bounds it.
+	if err := s.queue.ReserveBody(b, s.bodyBound(ctx.Request.Header.ContentLength(), format)); err != nil {
 		ingest.ReleaseBatch(b)
 		return err
 	}
+	s.renewReadDeadline(ctx)
 	if err := s.decodeBody(b, &ctx.Request, format); err != nil {
 		ingest.ReleaseBatch(b)
 		return err
@@ -370,6 +481,15 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 	body = append(body, '}')
 	ctx.SetBody(body)
 	return nil
+}
+
+// renewReadDeadline gives the body READ_TIMEOUT from now when the request
+// waited for memory: READ_TIMEOUT bounds a slow client, and the wait was
+// the server's.
+func (s *Server) renewReadDeadline(ctx *fasthttp.RequestCtx) {
+	if time.Since(ctx.Time()) > time.Second {
+		_ = ctx.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	}
 }
 
 // submit hands b to the queue as the ACK mode asks. It releases b when the
@@ -401,13 +521,6 @@ func (s *Server) sinkHealth() error {
 	return nil
 }
 
-// decodeRecovering decodes body, turning a decoder panic into errDecoderPanic:
-// go-json has had panics on crafted sequences of malformed inputs
-// (goccy/go-json#604), and one hostile client must not stop the server.
-func (s *Server) decodeRecovering(b *ingest.Batch, body []byte) error {
-	return s.recoverDecode(s.decode, b, body)
-}
-
 // ready answers /readyz: 503 while shutting down (from Unready on), while
 // the sink cannot store, or while requests have recently waited for queue
 // room longer than READY_MAX_QUEUE_WAIT, so that a load balancer sends new
@@ -422,15 +535,26 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) error {
 	if err := s.sinkHealth(); err != nil {
 		return err
 	}
-	if max := s.cfg.ReadyMaxQueueWait; max > 0 && s.cfg.QueueWait != nil {
-		if waited := s.cfg.QueueWait(); waited > max {
-			return &httpError{status: fasthttp.StatusServiceUnavailable,
-				msg: "requests wait " + waited.Round(time.Millisecond).String() +
-					" for queue room, more than READY_MAX_QUEUE_WAIT " + max.String() + "; send new traffic elsewhere"}
+	if max := s.cfg.ReadyMaxQueueWait; max > 0 {
+		// A request refused for want of room waited longer than it
+		// could (ENQUEUE_TIMEOUT, which may be shorter than max): it
+		// counts as a wait over the threshold.
+		if last := s.lastShed.Load(); last != 0 && time.Since(time.Unix(0, last)) < s.shedWindow {
+			return errShedRecently
+		}
+		if s.cfg.QueueWait != nil {
+			if waited := s.cfg.QueueWait(); waited > max {
+				return &httpError{status: fasthttp.StatusServiceUnavailable,
+					msg: "requests wait " + waited.Round(time.Millisecond).String() +
+						" for queue room, more than READY_MAX_QUEUE_WAIT " + max.String() + "; send new traffic elsewhere"}
+			}
 		}
 	}
 	return s.health(ctx, true)
 }
+
+var errShedRecently = &httpError{status: fasthttp.StatusServiceUnavailable,
+	msg: "requests were refused for want of queue room in the last seconds (ENQUEUE_TIMEOUT); send new traffic elsewhere"}
 
 // health answers a health probe: 200 when ok, 503 otherwise.
 func (s *Server) health(ctx *fasthttp.RequestCtx, ok bool) error {

@@ -618,6 +618,8 @@ type queueFunc func(time.Time, *ingest.Batch) error
 
 func (f queueFunc) ReserveBody(*ingest.Batch, int) error { return nil }
 
+func (f queueFunc) RefuseWaiting() {}
+
 func (f queueFunc) Submit(received time.Time, parcels *ingest.Batch) error {
 	return f(received, parcels)
 }
