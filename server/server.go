@@ -7,6 +7,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -98,7 +99,7 @@ type Config struct {
 	// elsewhere before clients here see 503s. Zero disables the check.
 	ReadyMaxQueueWait time.Duration
 	// MaxConns bounds the connections served at once (MAX_CONNS); more
-	// are answered 503 by fasthttp. Default 16384.
+	// are refused with 503 (edge.go). Default 16384.
 	MaxConns int
 	// MaxHeaderBytes bounds a request's line and headers
 	// (MAX_HEADER_BYTES); larger get 431. Default 8 KiB.
@@ -111,6 +112,10 @@ type Config struct {
 	// Metrics is where the server registers its metrics, and what
 	// /metrics writes (with the process metrics). Nil: a private set.
 	Metrics *metrics.Set
+	// TLSConfig, when set, serves HTTPS: Serve wraps the listener it is
+	// given in TLS, above the edge (edge.go), which counts, refuses and
+	// closes the TCP connections underneath.
+	TLSConfig *tls.Config
 	// Logger receives errors and, at debug level, a line per parcel. Nil
 	// discards everything.
 	Logger *slog.Logger
@@ -123,6 +128,7 @@ type Server struct {
 	log   *slog.Logger
 	trace bool // log every parcel (LOG_LEVEL=debug)
 	fast  *fasthttp.Server
+	edge  *edge // accepts, counts, refuses and closes connections for fast
 
 	// decode is (*ingest.Batch).DecodeFilled; tests replace it to
 	// exercise panic recovery.
@@ -202,6 +208,7 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		shedWindow: 5 * time.Second,
 	}
 	s.metrics = newServerMetrics(cfg.Metrics, s)
+	s.edge = newEdge(cfg, log, cfg.Metrics)
 	s.zstdDecoders = make(chan *zstd.Decoder, zstdDecoderSlots())
 	for range cap(s.zstdDecoders) {
 		s.zstdDecoders <- nil // made on first use
@@ -217,8 +224,17 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		// Content-Length says.
 		StreamRequestBody:  true,
 		Name:               "fastingest",
-		MaxRequestBodySize: cfg.MaxBodyBytes,
-		Concurrency:        cfg.MaxConns,
+		// With StreamRequestBody this is only how much of the body
+		// fasthttp reads ahead before the handler runs (the handler
+		// enforces MaxBodyBytes): one byte, so that a connection that
+		// declares a large body holds no buffer for it before the
+		// request is authorized. 0 would mean fasthttp's 4 MiB default.
+		MaxRequestBodySize: 1,
+		// The edge enforces MaxConns and answers past it like every
+		// other 503; fasthttp's own limit, which answers in plain text,
+		// must never be reached. A worker is free again a moment after
+		// its connection's Close, hence the room.
+		Concurrency: 2 * cfg.MaxConns,
 		// fasthttp reads a request's line and headers into this buffer
 		// and answers 431 when they do not fit.
 		ReadBufferSize:               cfg.MaxHeaderBytes,
@@ -242,8 +258,13 @@ func setDefault(d *time.Duration, def time.Duration) {
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
-// Shutdown and the listener's error otherwise.
+// Shutdown and the listener's error otherwise. Temporary accept errors,
+// such as too many open files, are retried (edge.go).
 func (s *Server) Serve(ln net.Listener) error {
+	ln = s.edge.listen(ln, s.cfg.TLSConfig != nil)
+	if s.cfg.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.cfg.TLSConfig)
+	}
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
