@@ -198,9 +198,8 @@ func (d *Dispatcher) Start() {
 // out: taken straight from it, every task would go to the worker idle the
 // longest, whose stack has gone cold in the CPU caches. run moves the offers
 // into a stack instead and hands each task to the most recently ready
-// worker. Measured with wrk (64 connections, reference payload, null sink,
-// 1000 workers, server pinned to one CPU): server CPU per request 17.6 ->
-// 14.8 µs, throughput +18%.
+// worker: less CPU per request and more requests per second, measured with
+// wrk (figures: benchmarks/RESULTS.md, "Figures the code cites").
 func (d *Dispatcher) run() {
 	defer close(d.done)
 	ready := make([]chan Task, 0, cap(d.pool)) // task channels of ready workers, newest last

@@ -14,14 +14,13 @@ import (
 // The reference design gives each worker a separate quit channel and selects
 // on it beside the task channel. On the request path that select is the
 // single most expensive step of a task's hand-off: a select locks and queues
-// on both channels where a receive touches one. Measured on one CPU
-// (BenchmarkHandoffFloor against BenchmarkHandoffFloorQuitSelect) it costs
-// about 100 ns per task, 0.9 µs for the reference's 9-parcel request; with
-// scripts/bench.sh --baseline-ref, the whole server without it took 13.2
-// instead of 14.8 µs of CPU per request and served 11% more requests per
-// second. So the task channel doubles as the quit channel: the dispatcher,
-// its only sender, closes it after its last send, which is exactly when the
-// reference would tell a worker to quit.
+// on both channels where a receive touches one. BenchmarkHandoffFloor
+// against BenchmarkHandoffFloorQuitSelect measures it, and the whole server
+// without it used less CPU per request and served more requests per second
+// (figures: benchmarks/RESULTS.md, "Figures the code cites"). So the task
+// channel doubles as the quit channel: the dispatcher, its only sender,
+// closes it after its last send, which is exactly when the reference would
+// tell a worker to quit.
 type Worker struct {
 	id    int
 	tasks chan Task        // unbuffered: a send is a hand-off; closed: quit
