@@ -30,6 +30,9 @@ type Batch struct {
 	failed  atomic.Int64 // tasks finished with an error
 	owner   finisher     // counts each task's outcome: the dispatcher it was submitted to
 	pooled  bool         // came from AcquireBatch, so goes back to the pool
+	// released is set by ReleaseBatch and cleared by AcquireBatch: a
+	// second release of the same batch would hand it to two requests.
+	released bool
 
 	// The body bytes reserved for this batch by Dispatcher.ReserveBody,
 	// in bodyRoom, given back when the batch is released; and how long
@@ -63,17 +66,27 @@ const (
 
 // AcquireBatch returns an empty Batch from the pool.
 func AcquireBatch() *Batch {
-	return batchPool.Get().(*Batch)
+	b := batchPool.Get().(*Batch)
+	b.released = false
+	return b
 }
 
 // ReleaseBatch returns b to the pool. Call it only for a batch that was not
 // submitted (or whose Submit failed): a submitted batch is released by the
 // worker that completes its last task.
+//
+// Releasing a pooled batch twice panics: the pool would hand it to two
+// requests at once, each overwriting the other's parcels.
 func ReleaseBatch(b *Batch) {
-	b.giveBackBody(0)
 	if !b.pooled {
+		b.giveBackBody(0)
 		return
 	}
+	if b.released {
+		panic("ingest: batch released twice")
+	}
+	b.released = true
+	b.giveBackBody(0)
 	if cap(b.buf) > maxPooledBodyBytes || cap(b.Parcels) > maxPooledParcels {
 		return // let the GC have it
 	}

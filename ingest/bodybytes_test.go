@@ -41,8 +41,7 @@ func admit(t *testing.T, d *Dispatcher, body []byte) (reserved int64, err error)
 	if reserved < int64(len(body)) || int64(cap(b.buf)) > reserved+reserved/8 {
 		t.Fatalf("reserved %d bytes for a body of %d in a buffer of %d", reserved, len(body), cap(b.buf))
 	}
-	if err := d.Submit(time.Now(), b); err != nil {
-		ReleaseBatch(b)
+	if err := d.Submit(time.Now(), b); err != nil { // b is the dispatcher's either way
 		return 0, err
 	}
 	return reserved, nil
@@ -188,7 +187,6 @@ func TestReserveBodyReleasedOnEveryPath(t *testing.T) {
 			if err := d.Submit(time.Now(), b); !errors.Is(err, ErrClosed) {
 				t.Fatalf("Submit after Shutdown: %v; want ErrClosed", err)
 			}
-			ReleaseBatch(b)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -295,4 +293,39 @@ func TestReservationCountsPooledBuffers(t *testing.T) {
 	}
 	close(sink.release)
 	shutdown(t, d)
+}
+
+// TestReleaseBatchTwicePanics: a batch released twice would be handed to
+// two requests by the pool; the second release panics instead.
+func TestReleaseBatchTwicePanics(t *testing.T) {
+	b := AcquireBatch()
+	ReleaseBatch(b)
+	defer func() {
+		if recover() == nil {
+			t.Errorf("a second ReleaseBatch did not panic")
+		}
+	}()
+	ReleaseBatch(b)
+}
+
+// TestSubmitOwnsTheBatchOnFailure: a refused Submit or SubmitAndWait has
+// released the batch itself, so that the caller has nothing to release.
+func TestSubmitOwnsTheBatchOnFailure(t *testing.T) {
+	d := newByteBoundDispatcher(t, 1<<20, time.Second, &recordingSink{})
+	shutdown(t, d)
+	for name, submit := range map[string]func(*Batch) error{
+		"Submit":        func(b *Batch) error { return d.Submit(time.Now(), b) },
+		"SubmitAndWait": func(b *Batch) error { return d.SubmitAndWait(time.Now(), b, time.Second) },
+	} {
+		b := AcquireBatch()
+		if err := b.Decode([]byte(`{"Data":[{"id":"1","time":"2017-01-01T00:00:01Z","data":"x"}]}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := submit(b); !errors.Is(err, ErrClosed) {
+			t.Fatalf("%s after Shutdown: %v; want ErrClosed", name, err)
+		}
+		if !b.released {
+			t.Errorf("%s refused the batch without releasing it", name)
+		}
+	}
 }

@@ -672,48 +672,22 @@ func TestSubmitAndWaitEmptyBatch(t *testing.T) {
 }
 
 // TestSubmitAndWaitAfterShutdown: once Shutdown has begun SubmitAndWait
-// answers ErrClosed, queues nothing, and leaves the batch to the caller,
-// who can still submit it elsewhere.
+// answers ErrClosed and queues nothing; the batch is the dispatcher's
+// anyway, and a pooled one is back in the pool (issue 12: one way to hand
+// a batch over, none to leak it).
 func TestSubmitAndWaitAfterShutdown(t *testing.T) {
-	tests := []struct {
-		name  string
-		batch func(t *testing.T) *Batch
-	}{
-		{name: "NewBatch", batch: func(*testing.T) *Batch { return NewBatch(makeParcels("p", 3)) }},
-		{name: "pooled", batch: func(t *testing.T) *Batch {
-			b := AcquireBatch()
-			if err := b.Decode(bodyOf(makeParcels("p", 3))); err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}},
+	closed := newDispatcher(t, 4, 1, &copySink{})
+	shutdown(t, closed)
+	b := AcquireBatch()
+	if err := b.Decode(bodyOf(makeParcels("p", 3))); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			closed := newDispatcher(t, 4, 1, &copySink{})
-			shutdown(t, closed)
-			b := tt.batch(t)
-			err := closed.SubmitAndWait(time.Now(), b, time.Hour)
-			if !errors.Is(err, ErrClosed) {
-				t.Fatalf("SubmitAndWait() after Shutdown = %v; want ErrClosed", err)
-			}
-			checkCounts(t, closed, counts{0, 0, 0})
-			want := makeParcels("p", 3)
-			if !slices.Equal(b.Parcels, want) {
-				t.Fatalf("batch after ErrClosed holds %+v; want %+v untouched", b.Parcels, want)
-			}
-
-			// Still the caller's: it goes to another dispatcher whole.
-			sink := &copySink{}
-			other := newDispatcher(t, 4, 1, sink)
-			if err := other.SubmitAndWait(time.Now(), b, 10*time.Second); err != nil {
-				t.Fatalf("SubmitAndWait() on another dispatcher = %v", err)
-			}
-			if got := sink.take(); !slices.Equal(got, want) {
-				t.Errorf("other sink stored %+v; want %+v", got, want)
-			}
-			shutdown(t, other)
-		})
+	if err := closed.SubmitAndWait(time.Now(), b, time.Hour); !errors.Is(err, ErrClosed) {
+		t.Fatalf("SubmitAndWait() after Shutdown = %v; want ErrClosed", err)
+	}
+	checkCounts(t, closed, counts{0, 0, 0})
+	if !b.released {
+		t.Errorf("the refused batch was not released")
 	}
 }
 

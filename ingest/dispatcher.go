@@ -292,29 +292,39 @@ func (d *Dispatcher) ReserveBody(b *Batch, n int) error {
 // Submit queues one task per parcel of b, all received at received. It
 // blocks while the queue is full (backpressure) and returns once every task
 // is queued. Otherwise it queues nothing and returns ErrClosed once Shutdown
-// has begun, a *QueueFullError when no room came within what is left of
-// EnqueueTimeout after b's wait in ReserveBody, or a *TooLargeError for
-// more parcels than MaxQueue.
+// has begun (or RefuseWaiting was called while it had to wait), a
+// *QueueFullError when no room came within what is left of EnqueueTimeout
+// after b's wait in ReserveBody, or a *TooLargeError for more parcels than
+// MaxQueue.
 //
-// On success the dispatcher owns b: it must not be used or modified again,
-// and it is released when its last task is done. On error the caller still
-// owns it.
+// The dispatcher owns b from the call on, whatever the outcome: it must not
+// be used, modified or released again. It is released when its last task
+// is done, or at once when nothing was queued. A caller has one way to hand
+// a batch over, and none to leak it or release it twice.
 func (d *Dispatcher) Submit(received time.Time, b *Batch) error {
-	return d.submit(received, b, false)
+	err := d.submit(received, b, false)
+	if err != nil {
+		ReleaseBatch(b)
+	}
+	return err
 }
 
 // SubmitAndWait queues b like Submit, then waits until every task of b is
 // finished, for at most timeout: it is how a request learns that its
 // parcels are stored (ACK=persisted). It returns nil when every parcel was
 // stored, and a *NotStoredError when some parcel failed or the time ran
-// out; the tasks then carry on, and b is released when they are done. In
-// both cases b is no longer the caller's. Any other error (ErrClosed,
-// *QueueFullError, *TooLargeError) means nothing was queued, as with
-// Submit, and b is still the caller's.
+// out; the tasks then carry on, and b is released when they are done. Any
+// other error (ErrClosed, *QueueFullError, *TooLargeError) means nothing
+// was queued, as with Submit. b is the dispatcher's from the call on,
+// whatever the outcome, as with Submit.
 func (d *Dispatcher) SubmitAndWait(received time.Time, b *Batch, timeout time.Duration) error {
 	n := len(b.Parcels)
-	if err := d.submit(received, b, true); err != nil || n == 0 {
+	if err := d.submit(received, b, true); err != nil {
+		ReleaseBatch(b)
 		return err
+	}
+	if n == 0 {
+		return nil
 	}
 	timer, _ := d.timers.Get().(*time.Timer)
 	if timer == nil {

@@ -101,8 +101,7 @@ func benchmarkNetHTTP(b *testing.B, encoding, body string, readBody func(*http.R
 			return
 		}
 		n := len(batch.Parcels)
-		if err := d.Submit(time.Now(), batch); err != nil {
-			ingest.ReleaseBatch(batch)
+		if err := d.Submit(time.Now(), batch); err != nil { // batch is the queue's either way
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -559,7 +559,7 @@ func TestHandleParseError(t *testing.T) {
 		{"read timeout", timeoutErr, 408, "timed out"},
 		{"wrapped read timeout", fmt.Errorf("error when reading request headers: %w", timeoutErr), 408, "timed out"},
 		{"timeout with only Timeout()", fmt.Errorf("reading: %w", onlyTimeout{}), 408, "timed out"},
-		{"other", errors.New("broken chunk"), 400, "broken chunk"},
+		{"other", errors.New(`invalid header value "Bearer t0k3n\r"`), 400, "cannot parse the HTTP request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -620,12 +620,14 @@ func (f queueFunc) ReserveBody(*ingest.Batch, int) error { return nil }
 
 func (f queueFunc) RefuseWaiting() {}
 
+// Submit calls f, then releases the batch, as the queue owns it.
 func (f queueFunc) Submit(received time.Time, parcels *ingest.Batch) error {
+	defer ingest.ReleaseBatch(parcels)
 	return f(received, parcels)
 }
 
 func (f queueFunc) SubmitAndWait(received time.Time, parcels *ingest.Batch, _ time.Duration) error {
-	return f(received, parcels)
+	return f.Submit(received, parcels)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
