@@ -33,13 +33,12 @@ type Queue interface {
 	// the request is refused. Releasing b gives the reservation back.
 	ReserveBody(b *ingest.Batch, n int) error
 	// Submit queues every parcel of b, blocking while the queue is full,
-	// or returns an error and queues none. On success b belongs to the
-	// queue; on error it is still the caller's.
+	// or returns an error and queues none. b is the queue's from the
+	// call on, whatever the outcome: the caller never releases it.
 	Submit(received time.Time, b *ingest.Batch) error
 	// SubmitAndWait queues like Submit and then waits, at most timeout,
-	// until every parcel is stored (ACK=persisted). With nil or a
-	// *ingest.NotStoredError, b is the queue's; with any other error
-	// nothing was queued and b is still the caller's.
+	// until every parcel is stored (ACK=persisted). b is the queue's, as
+	// with Submit.
 	SubmitAndWait(received time.Time, b *ingest.Batch, timeout time.Duration) error
 	// RefuseWaiting makes requests waiting for room in ReserveBody or
 	// Submit, and any that would wait, return ingest.ErrClosed.
@@ -513,22 +512,13 @@ func (s *Server) renewReadDeadline(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// submit hands b to the queue as the ACK mode asks. It releases b when the
-// queue did not take it.
+// submit hands b to the queue as the ACK mode asks; b is the queue's
+// whatever the outcome.
 func (s *Server) submit(received time.Time, b *ingest.Batch) error {
 	if s.cfg.Ack == AckPersisted {
-		err := s.queue.SubmitAndWait(received, b, s.cfg.AckTimeout)
-		var notStored *ingest.NotStoredError
-		if err != nil && !errors.As(err, &notStored) {
-			ingest.ReleaseBatch(b) // nothing was queued: still ours
-		}
-		return err
+		return s.queue.SubmitAndWait(received, b, s.cfg.AckTimeout)
 	}
-	err := s.queue.Submit(received, b)
-	if err != nil {
-		ingest.ReleaseBatch(b)
-	}
-	return err
+	return s.queue.Submit(received, b)
 }
 
 // sinkHealth returns a 503 error while the sink cannot store parcels.
