@@ -95,7 +95,7 @@ type Dispatcher struct {
 	maxBytes int64          // MaxQueueBytes
 	timeout  time.Duration  // EnqueueTimeout
 	pool     chan chan Task // task channels of ready workers, cap MaxWorkers
-	workers  []*Worker
+	workers  []*worker
 	sink     Sink
 	deferred DeferredSink // sink, when it finishes tasks itself; else nil
 	log      *slog.Logger
@@ -172,7 +172,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.deferred, _ = cfg.Sink.(DeferredSink)
 	d.registerMetrics(cfg.Metrics)
 	d.storeCtx, d.cancelStore = context.WithCancel(context.Background())
-	d.workers = make([]*Worker, cfg.MaxWorkers)
+	d.workers = make([]*worker, cfg.MaxWorkers)
 	for i := range d.workers {
 		d.workers[i] = newWorker(i+1, d.pool, d, d.workersWG.Done)
 	}
@@ -185,7 +185,7 @@ func (d *Dispatcher) Start() {
 	d.startOnce.Do(func() {
 		d.workersWG.Add(len(d.workers))
 		for _, w := range d.workers {
-			w.Start()
+			w.start()
 		}
 		go d.run()
 	})

@@ -398,7 +398,7 @@ func TestSinkPanicCountsAsFailedAndWorkerSurvives(t *testing.T) {
 
 // startLoneWorker starts a worker outside any dispatcher loop, offering
 // itself on the returned pool; exited is closed when it quits.
-func startLoneWorker(t *testing.T, sink Sink) (w *Worker, pool chan chan Task, exited chan struct{}) {
+func startLoneWorker(t *testing.T, sink Sink) (w *worker, pool chan chan Task, exited chan struct{}) {
 	t.Helper()
 	d, err := New(Config{MaxQueue: 1, MaxWorkers: 1, Sink: sink})
 	if err != nil {
@@ -407,7 +407,7 @@ func startLoneWorker(t *testing.T, sink Sink) (w *Worker, pool chan chan Task, e
 	pool = make(chan chan Task, 1)
 	exited = make(chan struct{})
 	w = newWorker(1, pool, d, func() { close(exited) })
-	w.Start()
+	w.start()
 	return w, pool, exited
 }
 

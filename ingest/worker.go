@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// Worker stores tasks one at a time. At the top of its loop it offers its own
+// worker stores tasks one at a time. At the top of its loop it offers its own
 // task channel to the dispatcher's pool of ready workers, then blocks until
 // the dispatcher sends it a task, or closes the channel to tell it to quit.
 //
@@ -21,7 +21,7 @@ import (
 // channel doubles as the quit channel: the dispatcher, its only sender,
 // closes it after its last send, which is exactly when the reference would
 // tell a worker to quit.
-type Worker struct {
+type worker struct {
 	id    int
 	tasks chan Task        // unbuffered: a send is a hand-off; closed: quit
 	pool  chan<- chan Task // where the worker announces it is ready
@@ -30,8 +30,8 @@ type Worker struct {
 	trace bool             // log every task (LOG_LEVEL=debug)
 }
 
-func newWorker(id int, pool chan<- chan Task, d *Dispatcher, done func()) *Worker {
-	return &Worker{
+func newWorker(id int, pool chan<- chan Task, d *Dispatcher, done func()) *worker {
+	return &worker{
 		id:    id,
 		tasks: make(chan Task),
 		pool:  pool,
@@ -41,19 +41,19 @@ func newWorker(id int, pool chan<- chan Task, d *Dispatcher, done func()) *Worke
 	}
 }
 
-// Start runs the worker's loop in its own goroutine.
-func (w *Worker) Start() {
+// start runs the worker's loop in its own goroutine.
+func (w *worker) start() {
 	go w.loop()
 }
 
 // quit tells the worker to quit once it is idle; a task it is processing is
 // finished first. Only the dispatcher calls it, once, after its last send to
 // the worker: a send after it would panic.
-func (w *Worker) quit() {
+func (w *worker) quit() {
 	close(w.tasks)
 }
 
-func (w *Worker) loop() {
+func (w *worker) loop() {
 	defer w.done()
 	for {
 		// The pool has room for every worker and a worker offers itself
@@ -67,7 +67,7 @@ func (w *Worker) loop() {
 	}
 }
 
-func (w *Worker) process(t Task) {
+func (w *worker) process(t Task) {
 	d := w.d
 	if w.trace {
 		d.log.Debug("Worker " + strconv.Itoa(w.id) + ": Received Task with Parcel " + t.Parcel.ID)
@@ -88,7 +88,7 @@ func (w *Worker) process(t Task) {
 
 // store calls the sink, turning a panic into an error so that one bad parcel
 // or sink bug cannot take the process (and every queued parcel) down.
-func (w *Worker) store(t Task) (err error) {
+func (w *worker) store(t Task) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("sink panicked: %v", r)
