@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
+	"syscall"
+	"time"
 
 	json "github.com/goccy/go-json"
 	"github.com/klauspost/compress/zstd"
@@ -129,9 +132,14 @@ func errorBody(msg string) []byte {
 	return b
 }
 
-// handleParseError answers requests fasthttp could not read. Its default
-// handler answers 400 for a body over MaxRequestBodySize; the client needs to
-// know the body was too large (413), not malformed.
+// handleParseError answers requests fasthttp could not read, with a fixed
+// message for each kind of error (readErrorKind). fasthttp's errors quote
+// what the client sent: header values, and for some (a request line without
+// a version) the whole raw request, headers and body, whatever
+// SecureErrorLogMessage says; a bearer token among them must reach neither
+// the answer nor the log. Its default handler would also answer 400 for a
+// body over MaxRequestBodySize, where the client needs to know the body was
+// too large (413), not malformed.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	var plain tls.RecordHeaderError
 	if errors.As(err, &plain) && plain.Conn != nil {
@@ -141,26 +149,102 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		_, _ = io.WriteString(plain.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 		return
 	}
-	defer func() {
-		status := ctx.Response.StatusCode()
-		s.countRefused(status)
-		s.metrics.observeUnparsed(status)
-	}()
+	kind := readErrorKind(err)
+	switch kind {
+	case kindBodyTooLarge:
+		s.writeError(ctx, errBodyOverLimit(s.cfg.MaxBodyBytes))
+	case kindHeadersTooLarge:
+		s.writeError(ctx, &httpError{status: fasthttp.StatusRequestHeaderFieldsTooLarge,
+			msg: "request headers too large: the request line and headers exceed MAX_HEADER_BYTES (" +
+				strconv.Itoa(s.cfg.MaxHeaderBytes) + " bytes)"})
+	case kindTimeout:
+		s.writeError(ctx, errReadTimeout)
+	case kindBrokenChunk:
+		s.writeError(ctx, errBadChunk)
+	case kindBadRequestLine:
+		s.writeError(ctx, errBadRequestLine)
+	case kindBadFraming:
+		s.writeError(ctx, errBadFraming)
+	default:
+		s.writeError(ctx, errUnparsable)
+	}
+	switch kind {
+	case kindTimeout, kindClosed:
+		// Nothing more is coming, or not soon enough to wait for.
+	default:
+		// The rest of the request (headers, a body) is still unread:
+		// closing now would reset the connection, and the client
+		// might lose the answer before reading it.
+		lingerOnClose(ctx.Conn())
+	}
+	s.countRefused(ctx.Response.StatusCode())
+	s.metrics.observeUnparsed(ctx)
+}
+
+// The fixed answers to requests fasthttp could not read; none quotes the
+// request.
+var (
+	errReadTimeout = &httpError{status: fasthttp.StatusRequestTimeout,
+		msg: "timed out reading the request (READ_TIMEOUT)"}
+	errBadChunk = &httpError{status: fasthttp.StatusBadRequest,
+		msg: "cannot parse the HTTP request: its chunked body is malformed"}
+	errBadRequestLine = &httpError{status: fasthttp.StatusBadRequest,
+		msg: "cannot parse the HTTP request: its request line is malformed; send METHOD /path HTTP/1.1"}
+	errBadFraming = &httpError{status: fasthttp.StatusBadRequest,
+		msg: "cannot parse the HTTP request: its Content-Length or Transfer-Encoding is invalid, repeated or conflicting"}
+	errUnparsable = &httpError{status: fasthttp.StatusBadRequest,
+		msg: "cannot parse the HTTP request: its request line or a header is malformed " +
+			"(header names are tokens; values hold no control characters such as CR or NUL)"}
+)
+
+// Kinds of errors fasthttp reports while reading a request, as
+// readErrorKind tells them apart; the strings are what logs say.
+const (
+	kindBodyTooLarge    = "body_too_large"
+	kindHeadersTooLarge = "headers_too_large"
+	kindTimeout         = "timeout"
+	kindBrokenChunk     = "broken_chunk"
+	kindBadRequestLine  = "bad_request_line"
+	kindBadFraming      = "bad_framing"
+	kindClosed          = "connection_closed"
+	kindTLS             = "tls"
+	kindOther           = "other" // malformed headers among others: not told apart by type
+)
+
+// readErrorKind classifies an error fasthttp returned while reading or
+// serving a request, by its type or sentinel alone, never by its text, which
+// can quote the request.
+func readErrorKind(err error) string {
 	var small *fasthttp.ErrSmallBuffer
+	var chunk fasthttp.ErrBrokenChunk
 	// Not net.Error: some listeners' timeout errors (fasthttputil's) only
 	// have Timeout, and that is all fasthttp itself checks.
 	var timeout interface{ Timeout() bool }
+	var record tls.RecordHeaderError
+	var alert tls.AlertError
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		s.writeError(ctx, &httpError{status: fasthttp.StatusRequestEntityTooLarge,
-			msg: "body exceeds MAX_BODY_BYTES (" + strconv.Itoa(s.cfg.MaxBodyBytes) + " bytes); send smaller batches"})
+		return kindBodyTooLarge
 	case errors.As(err, &small):
-		s.writeError(ctx, &httpError{status: fasthttp.StatusRequestHeaderFieldsTooLarge, msg: "request headers too large"})
+		return kindHeadersTooLarge
 	case errors.As(err, &timeout) && timeout.Timeout():
-		s.writeError(ctx, &httpError{status: fasthttp.StatusRequestTimeout, msg: "timed out reading the request"})
-	default:
-		s.writeError(ctx, &httpError{status: fasthttp.StatusBadRequest, msg: "cannot parse the HTTP request: " + err.Error()})
+		return kindTimeout
+	case errors.As(err, &chunk):
+		return kindBrokenChunk
+	case errors.Is(err, fasthttp.ErrMissingRequestMethod), errors.Is(err, fasthttp.ErrUnsupportedRequestMethod),
+		errors.Is(err, fasthttp.ErrEmptyRequestURI), errors.Is(err, fasthttp.ErrExtraWhitespaceInRequestLine),
+		errors.Is(err, fasthttp.ErrorInvalidURI):
+		return kindBadRequestLine
+	case errors.Is(err, fasthttp.ErrDuplicateContentLength), errors.Is(err, fasthttp.ErrUnsupportedTransferEncoding),
+		errors.Is(err, fasthttp.ErrNonNumericChars):
+		return kindBadFraming
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return kindClosed
+	case errors.As(err, &record), errors.As(err, &alert):
+		return kindTLS
 	}
+	return kindOther
 }
 
 // checkContentHeaders says how to read the request body, or refuses one the
@@ -281,14 +365,50 @@ func applicationSubtype(ct []byte) ([]byte, bool) {
 
 // fasthttpLogger routes fasthttp's own messages (connection errors and the
 // like) to slog, at most one line per interval: a flood of broken
-// connections must not flood the log.
+// connections must not flood the log. It never formats fasthttp's
+// arguments: they include errors whose text quotes header values or the
+// whole raw request, token included, which SecureErrorLogMessage does not
+// prevent everywhere. The message is the format itself, a constant of
+// fasthttp's, and each argument is reduced to what cannot carry the
+// request's bytes: an error to its kind, a number to itself, an address to
+// itself, anything else to its type.
 type fasthttpLogger struct {
 	log   interface{ Warn(string, ...any) }
 	limit *ratelog.Limiter
 }
 
+// serveConnFormat is the format of fasthttp's line for a connection that
+// ended with an error (workerpool.go): local and remote address, the error.
+const serveConnFormat = "error when serving connection %q<->%q: %v"
+
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	if ok, suppressed := l.limit.Allow(); ok {
-		l.log.Warn("fasthttp: "+fmt.Sprintf(format, args...), "suppressed_since_last", suppressed)
+	ok, suppressed := l.limit.Allow()
+	if !ok {
+		return
 	}
+	attrs := make([]any, 0, 2*len(args)+2)
+	msg := format
+	if format == serveConnFormat && len(args) == 3 {
+		msg = "error when serving connection"
+		attrs = append(attrs, "local", safeLogArg(args[0]), "remote", safeLogArg(args[1]), "error_kind", safeLogArg(args[2]))
+	} else {
+		for i, arg := range args {
+			attrs = append(attrs, "arg"+strconv.Itoa(i), safeLogArg(arg))
+		}
+	}
+	attrs = append(attrs, "suppressed_since_last", suppressed)
+	l.log.Warn("fasthttp: "+msg, attrs...)
+}
+
+// safeLogArg returns what may be logged of one of fasthttp's arguments.
+func safeLogArg(arg any) any {
+	switch v := arg.(type) {
+	case error:
+		return readErrorKind(v)
+	case net.Addr:
+		return v.String()
+	case int, int32, int64, uint, uint32, uint64, float64, bool, time.Duration:
+		return v
+	}
+	return fmt.Sprintf("%T", arg) // the type, never the value
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -27,9 +28,22 @@ const (
 
 var routeLabels = [numRoutes]string{"/", "/healthz", "/readyz", "/metrics", "other"}
 
-// countedStatuses are the statuses fastingest answers; anything else is
-// counted as "other".
-var countedStatuses = []int{200, 202, 400, 401, 404, 405, 408, 413, 415, 431, 500, 503}
+// routeStatuses are the statuses each route can answer, and the only
+// series fastingest_requests_total has: no precreated pair that cannot
+// happen, such as path="/healthz",status="202". A request answered with
+// any other status is counted under status="other", which every route has.
+// Every route answers 505 to an HTTP version other than 1.0 and 1.1, and
+// 400 when fasthttp refuses a request whose line and headers it could read
+// (a Host that is no host); the 431s, the timeouts while reading headers and
+// the other parse errors are "other": fasthttp discards the request line
+// before its ErrorHandler runs (see routeOfUnparsed).
+var routeStatuses = [numRoutes][]int{
+	routeIngest:  {202, 400, 401, 405, 408, 413, 415, 500, 503, 505},
+	routeHealthz: {200, 400, 405, 505},
+	routeReadyz:  {200, 400, 405, 503, 505},
+	routeMetrics: {200, 400, 401, 405, 505},
+	routeOther:   {400, 404, 408, 431, 505},
+}
 
 // Shed reasons: requests refused because the server could not take them
 // now, as opposed to bad requests.
@@ -45,32 +59,36 @@ var shedLabels = [numShed]string{"queue_full", "sink_unavailable", "shutting_dow
 
 // serverMetrics holds the server's metrics, all created up front: counting
 // a request is an array index and an atomic add, with no map lookup and no
-// label string built per request.
+// label string built per request. The counters are plain atomics written by
+// the server's own writer rather than metrics.Counters, which
+// VictoriaMetrics/metrics writes without HELP and TYPE lines.
 type serverMetrics struct {
-	set      *metrics.Set
-	requests [numRoutes][]*metrics.Counter // indexed by statusIndex; last is "other"
-	latency  *histogram.Histogram          // POST / only: what autoscaling watches
-	shedBy   [numShed]*metrics.Counter
+	set *metrics.Set
+	// requests counts by route, then by the index of the status in
+	// routeStatuses; the last is status="other".
+	requests [numRoutes][]atomic.Uint64
+	// requestSeries are the series names of requests, in the same order.
+	requestSeries [numRoutes][]string
+	latency       *histogram.Histogram // POST / only: what autoscaling watches
+	shedBy        [numShed]atomic.Uint64
 }
 
 func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	m := &serverMetrics{set: set}
 	for r, route := range routeLabels {
-		for _, status := range countedStatuses {
-			m.requests[r] = append(m.requests[r], set.NewCounter(
-				`fastingest_requests_total{path="`+route+`",status="`+strconv.Itoa(status)+`"}`))
+		for _, status := range routeStatuses[r] {
+			m.requestSeries[r] = append(m.requestSeries[r],
+				`fastingest_requests_total{path="`+route+`",status="`+strconv.Itoa(status)+`"}`)
 		}
-		m.requests[r] = append(m.requests[r], set.NewCounter(
-			`fastingest_requests_total{path="`+route+`",status="other"}`))
+		m.requestSeries[r] = append(m.requestSeries[r], `fastingest_requests_total{path="`+route+`",status="other"}`)
+		m.requests[r] = make([]atomic.Uint64, len(m.requestSeries[r]))
 	}
 	ms := time.Millisecond
 	m.latency = histogram.New("fastingest_request_duration_seconds", `path="/"`,
 		ms/2, ms, 5*ms/2, 5*ms, 10*ms, 25*ms, 50*ms, 100*ms, 250*ms, 500*ms, time.Second,
 		5*time.Second/2, 5*time.Second, 10*time.Second, 30*time.Second)
-	for i, reason := range shedLabels {
-		m.shedBy[i] = set.NewCounter(`fastingest_requests_shed_total{reason="` + reason + `"}`)
-	}
 	set.RegisterMetricsWriter(func(w io.Writer) {
+		m.writeRequests(w)
 		fmt.Fprint(w, "# HELP fastingest_request_duration_seconds Time to answer POST /, from the request read.\n"+
 			"# TYPE fastingest_request_duration_seconds histogram\n")
 		m.latency.WritePrometheus(w)
@@ -85,28 +103,58 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 	return m
 }
 
-func statusIndex(status int) int {
-	for i, s := range countedStatuses {
+// statusIndex returns the index of status in routeStatuses[route], or
+// that of "other".
+func statusIndex(route, status int) int {
+	statuses := routeStatuses[route]
+	for i, s := range statuses {
 		if s == status {
 			return i
 		}
 	}
-	return len(countedStatuses)
+	return len(statuses)
 }
 
 // observe counts a request answered on route, and for POST / its latency,
 // from when fasthttp began to handle it.
 func (m *serverMetrics) observe(ctx *fasthttp.RequestCtx, route int) {
-	m.requests[route][statusIndex(ctx.Response.StatusCode())].Inc()
+	m.requests[route][statusIndex(route, ctx.Response.StatusCode())].Add(1)
 	if route == routeIngest && ctx.IsPost() {
 		m.latency.Observe(time.Since(ctx.Time()))
 	}
 }
 
 // observeUnparsed counts a request fasthttp could not read (answered by
-// handleParseError), under the route "other".
-func (m *serverMetrics) observeUnparsed(status int) {
-	m.requests[routeOther][statusIndex(status)].Inc()
+// handleParseError) under the route its request line named, when fasthttp
+// still holds it, and for POST / observes its latency. fasthttp sets the
+// request's time only once it has read the request, so the latency runs
+// from the connection's accept for its first request, and from the
+// previous request's start otherwise: at worst an overestimate.
+func (m *serverMetrics) observeUnparsed(ctx *fasthttp.RequestCtx) {
+	route := routeOfUnparsed(&ctx.Request.Header)
+	m.requests[route][statusIndex(route, ctx.Response.StatusCode())].Add(1)
+	if route == routeIngest && ctx.IsPost() {
+		start := ctx.Time()
+		if start.IsZero() {
+			start = ctx.ConnTime()
+		}
+		m.latency.Observe(time.Since(start))
+	}
+}
+
+// routeOfUnparsed returns the route of a request fasthttp refused, from
+// what it has parsed of it when its ErrorHandler runs. When reading the
+// request line or the headers fails, fasthttp resets the header, request
+// line included, and so it does when reading the body fails
+// (Request.ReadBody, ContinueReadBodyStream): only a request whose line
+// and headers it read whole, refused for its URI (a Host that is no host),
+// still has them. A reset header has no Host and no raw headers, where an
+// HTTP/1.1 request needs a Host; RequestURI would answer "/" for it.
+func routeOfUnparsed(h *fasthttp.RequestHeader) int {
+	if len(h.Host()) == 0 && len(h.RawHeaders()) == 0 {
+		return routeOther
+	}
+	return routeOf(h.RequestURI())
 }
 
 // shed counts err if it refused a request for want of capacity.
@@ -115,14 +163,44 @@ func (m *serverMetrics) shed(err error) {
 	var ns *ingest.NotStoredError
 	switch {
 	case errors.As(err, &full):
-		m.shedBy[shedQueueFull].Inc()
+		m.shedBy[shedQueueFull].Add(1)
 	case errors.Is(err, errSinkUnavailable):
-		m.shedBy[shedSinkUnavailable].Inc()
+		m.shedBy[shedSinkUnavailable].Add(1)
 	case errors.Is(err, ingest.ErrClosed), errors.Is(err, errShuttingDown):
-		m.shedBy[shedShuttingDown].Inc()
+		m.shedBy[shedShuttingDown].Add(1)
 	case errors.As(err, &ns):
-		m.shedBy[shedNotStored].Inc()
+		m.shedBy[shedNotStored].Add(1)
 	}
+}
+
+// writeRequests writes fastingest_requests_total and
+// fastingest_requests_shed_total with their HELP and TYPE lines.
+func (m *serverMetrics) writeRequests(w io.Writer) {
+	b := make([]byte, 0, 4096)
+	b = append(b, "# HELP fastingest_requests_total Requests answered, by path (/, /healthz, /readyz, /metrics; other: "+
+		"any other path, and requests too malformed to route) and status.\n"+
+		"# TYPE fastingest_requests_total counter\n"...)
+	for r := range m.requests {
+		for i := range m.requests[r] {
+			b = appendSample(b, m.requestSeries[r][i], m.requests[r][i].Load())
+		}
+	}
+	b = append(b, "# HELP fastingest_requests_shed_total POST / requests refused for want of capacity, by reason.\n"+
+		"# TYPE fastingest_requests_shed_total counter\n"...)
+	for i, reason := range shedLabels {
+		b = append(b, `fastingest_requests_shed_total{reason="`...)
+		b = appendSample(append(b, reason...), `"}`, m.shedBy[i].Load())
+	}
+	_, _ = w.Write(b)
+}
+
+// appendSample appends a sample line: series (or the end of it), a space,
+// v.
+func appendSample(b []byte, series string, v uint64) []byte {
+	b = append(b, series...)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, v, 10)
+	return append(b, '\n')
 }
 
 // serveMetrics answers GET /metrics in the Prometheus text format: the
@@ -133,6 +211,6 @@ func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) error {
 	}
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	s.metrics.set.WritePrometheus(ctx)
-	metrics.WriteProcessMetrics(ctx)
+	writeProcessMetrics(ctx)
 	return nil
 }
