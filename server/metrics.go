@@ -94,11 +94,7 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 		m.latency.WritePrometheus(w)
 		fmt.Fprintf(w, "# HELP fastingest_decoder_panics_total Panics of the JSON decoder or a decompressor, recovered (each answered 500).\n"+
 			"# TYPE fastingest_decoder_panics_total counter\nfastingest_decoder_panics_total %d\n", s.decoderPanics.Load())
-		// fasthttp answers connections past MAX_CONNS itself, without
-		// calling the handler: only its own count sees them.
-		fmt.Fprintf(w, "# HELP fastingest_connections_rejected_total Connections refused with 503 past MAX_CONNS.\n"+
-			"# TYPE fastingest_connections_rejected_total counter\nfastingest_connections_rejected_total %d\n",
-			s.fast.GetRejectedConnectionsCount())
+		// fastingest_connections_rejected_total: the edge's (edge.go).
 	})
 	return m
 }

@@ -294,11 +294,12 @@ func TestMaxHeaderBytes(t *testing.T) {
 }
 
 // TestMaxConns: with MAX_CONNS 2 and two keep-alive connections open and
-// idle, fasthttp accepts a third connection and answers it at once, before
-// it sends anything, with a plain-text 503 and closes it. The server's own
-// metrics do not see it (fasthttp counts it in
-// GetRejectedConnectionsCount). Once a connection closes, new ones are
-// served again.
+// idle, the edge (edge.go) accepts a third connection and answers its
+// request as every 503 is answered: JSON naming MAX_CONNS, Retry-After: 1,
+// Connection: close; then it closes it. The refusal is counted in
+// fastingest_connections_rejected_total, and fasthttp's own plain-text
+// limit is never reached. Once a connection closes, new ones are served
+// again.
 func TestMaxConns(t *testing.T) {
 	env := startTunedEnv(t, tunedOptions{server: Config{MaxConns: 2}, tcp: true, noProbe: true})
 	healthz := func(conn net.Conn, br *bufio.Reader) *fasthttp.Response {
@@ -321,24 +322,20 @@ func TestMaxConns(t *testing.T) {
 
 	third := dialRaw(t, env)
 	br := bufio.NewReader(third)
-	var resp fasthttp.Response
-	if err := resp.Read(br); err != nil {
-		t.Fatalf("third connection: read: %v", err)
-	}
-	if got := resp.StatusCode(); got != fasthttp.StatusServiceUnavailable {
-		t.Errorf("third connection: got %d, want 503", got)
-	}
+	resp := healthz(third, br)
+	checkError(t, resp, fasthttp.StatusServiceUnavailable, "2 are open", "MAX_CONNS", "retry")
+	checkHeader(t, resp, fasthttp.HeaderRetryAfter, "1")
 	if !resp.ConnectionClose() {
 		t.Errorf("third connection: no Connection: close")
-	}
-	if got := string(resp.Body()); !strings.Contains(got, "Concurrency limit") {
-		t.Errorf("third connection: body %q, want fasthttp's Concurrency limit message", got)
 	}
 	if _, err := br.ReadByte(); err == nil {
 		t.Errorf("third connection still open after the 503")
 	}
-	if got := env.srv.fast.GetRejectedConnectionsCount(); got != 1 {
-		t.Errorf("fasthttp rejected connections: got %d, want 1", got)
+	if got := env.srv.edge.refused.Load(); got != 1 {
+		t.Errorf("connections refused: got %d, want 1", got)
+	}
+	if got := env.srv.fast.GetRejectedConnectionsCount(); got != 0 {
+		t.Errorf("fasthttp refused %d connections itself; want 0: the edge refuses first", got)
 	}
 	// The two open connections are still served.
 	for _, conn := range idle[1:] {
