@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/fdlimit"
 	"github.com/fastingest/fastingest/server"
 	"github.com/fastingest/fastingest/sink"
 	"github.com/fastingest/fastingest/sink/filesink"
@@ -46,6 +46,14 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// MAX_CONNS connections and what the process needs besides must fit
+	// in the open-file limit: lowered, with a WARN line, when they do not.
+	files, err := fdlimit.Fit(cfg.MaxConns, reservedFiles(cfg.Sink), log)
+	if err != nil {
+		fmt.Fprintln(stderr, "fastingest:", err)
+		return 2
+	}
+	cfg.MaxConns = files.MaxConns
 	tlsConfig, err := cfg.loadSecrets()
 	if err != nil {
 		fmt.Fprintln(stderr, "fastingest:", err)
@@ -86,6 +94,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		MaxConns: cfg.MaxConns, MaxHeaderBytes: int(cfg.MaxHeaderBytes),
 		ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 		AuthToken: cfg.AuthToken, MetricsPublic: cfg.MetricsPublic, Metrics: registry, Logger: log,
+		TLSConfig: tlsConfig,
 	}, dispatcher)
 	if err != nil {
 		abandon()
@@ -98,10 +107,6 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
 		return 1
 	}
-	if tlsConfig != nil {
-		ln = tls.NewListener(ln, tlsConfig)
-	}
-
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
@@ -109,7 +114,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 	dispatcher.Start()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	attrs := append([]any{"listen", ln.Addr().String()}, cfg.logAttrs()...)
+	attrs := append([]any{"listen", ln.Addr().String(), "nofile", files.NoFile}, cfg.logAttrs()...)
 	if f, ok := store.(*filesink.Sink); ok {
 		attrs = append(attrs, "segment", f.Segment()) // where posted parcels land
 	}
@@ -183,6 +188,20 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 	}
 	log.Info("shutdown complete", summary...)
 	return code
+}
+
+// reservedFiles is how many file descriptors fastingest keeps out of
+// MAX_CONNS's reach: fdlimit's reserve, the connections the server holds
+// past MAX_CONNS while refusing them, and the sink's: the file sink's open
+// segment, its directory while it is fsynced, a segment being created or
+// deleted and the directory read at startup; the NATS sink's connection and
+// a second one while it reconnects. 8 covers either with room.
+func reservedFiles(sink string) int {
+	n := fdlimit.Reserve + server.ConnsBeyondMax
+	if sink == "file" || sink == "nats" {
+		n += 8
+	}
+	return n
 }
 
 // newSink builds the sink named in the configuration, and the function
