@@ -221,8 +221,8 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		// a connection holds its read buffer and at most the first
 		// 8 KiB of the body that fasthttp reads ahead, whatever
 		// Content-Length says.
-		StreamRequestBody:  true,
-		Name:               "fastingest",
+		StreamRequestBody: true,
+		Name:              "fastingest",
 		// With StreamRequestBody this is only how much of the body
 		// fasthttp reads ahead before the handler runs (the handler
 		// enforces MaxBodyBytes): one byte, so that a connection that
