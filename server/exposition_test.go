@@ -46,7 +46,7 @@ func TestExposition(t *testing.T) {
 		MaxHeaderBytes: 1024,
 		// Short enough for a 408 soon, long enough to read a request
 		// written in one piece.
-		ReadTimeout: 500 * time.Millisecond,
+		ReadTimeout: time.Second,
 		SinkHealth: func() error {
 			if sinkDown.Load() {
 				return errStore
@@ -113,6 +113,8 @@ func TestExposition(t *testing.T) {
 	for _, name := range []string{
 		"fastingest_requests_total", "fastingest_requests_shed_total", "fastingest_request_duration_seconds",
 		"fastingest_decoder_panics_total", "fastingest_connections_rejected_total",
+		"fastingest_connections_open", "fastingest_connections_max", "fastingest_accept_errors_total",
+		"fastingest_lingering_closes_total",
 		"fastingest_queue_wait_seconds", "fastingest_sink_latency_seconds",
 		"fastingest_parcels_accepted_total", "fastingest_parcels_completed_total", "fastingest_parcels_failed_total",
 		"fastingest_parcels_in_flight", "fastingest_queue_length", "fastingest_queue_capacity",

@@ -155,7 +155,9 @@ func TestFasthttpLoggerRedacts(t *testing.T) {
 // TestReadErrorKind: fasthttp's errors are told apart by type and sentinel,
 // wrapped as fasthttp wraps them.
 func TestReadErrorKind(t *testing.T) {
-	wrap := func(err error) error { return fmt.Errorf("error when reading request headers: %w: buffer size=12", err) }
+	wrap := func(err error) error {
+		return fmt.Errorf("error when reading request headers: %w: buffer size=12", err)
+	}
 	tests := []struct {
 		err  error
 		want string
