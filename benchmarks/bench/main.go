@@ -44,6 +44,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/fastingest/fastingest/benchmarks/internal/tools"
 )
 
 func main() {
@@ -65,7 +67,7 @@ func run(args []string) int {
 	case err != nil:
 		return fail(err)
 	}
-	root, err := repoRoot()
+	root, err := tools.RepoRoot()
 	if err != nil {
 		return fail(err)
 	}
@@ -177,24 +179,4 @@ func drawFrom(cfg config, root string) int {
 	}
 	fmt.Printf("charts of %s: %s\n", cfg.chartsFrom, strings.Join(paths, " "))
 	return 0
-}
-
-// repoRoot returns the fastingest checkout the working directory is in: the
-// harness builds it and reads scripts/payload.json and scripts/post.lua.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(mod), "module github.com/fastingest/fastingest\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run it from the fastingest checkout (no go.mod of github.com/fastingest/fastingest above the working directory)")
-		}
-		dir = parent
-	}
 }

@@ -16,8 +16,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/fastingest/fastingest/benchmarks/internal/tools"
 )
 
 // loadtest is one run: its settings and what it found.
@@ -72,7 +73,7 @@ func run(args []string) int {
 // newLoadtest finds the payload and wrk's script in the repository the
 // working directory is in.
 func newLoadtest(cfg config) (*loadtest, error) {
-	root, err := repoRoot()
+	root, err := tools.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -93,25 +94,6 @@ func newLoadtest(cfg config) (*loadtest, error) {
 	fmt.Printf("payload:  %s (%d parcels, %d bytes)\n", lt.payload, lt.parcels, len(body))
 	fmt.Printf("load:     %s per tool, %d connections (wrk: %d threads)\n", cfg.duration, cfg.conns, cfg.threads)
 	return lt, nil
-}
-
-// repoRoot returns the fastingest checkout the working directory is in.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.HasPrefix(string(mod), "module github.com/fastingest/fastingest\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run it from the fastingest checkout (bash scripts/loadtest.sh does)")
-		}
-		dir = parent
-	}
 }
 
 // problem reports something that makes the run fail, going on.

@@ -1,8 +1,10 @@
-// Package tools finds the load generators the harness drives (wrk, hey,
-// vegeta) and nats-server, and installs a missing one the way the harness
-// always has: wrk with apt-get when running as root, the Go tools with
-// go install at a pinned version. They stay external programs: the harness
-// measures servers with the tools people measure servers with.
+// Package tools finds what the harness (benchmarks/bench, benchmarks/loadtest)
+// runs: the load generators (wrk, hey, vegeta) and nats-server, installing a
+// missing one the way the harness always has (wrk with apt-get when running as
+// root, the Go tools with go install at a pinned version), and the checkout
+// whose scripts/payload.json and scripts/post.lua they send. The tools stay
+// external programs: the harness measures servers with the tools people
+// measure servers with.
 package tools
 
 import (
@@ -124,4 +126,24 @@ func GoTool(name, pkg string, log io.Writer) (string, error) {
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// RepoRoot returns the fastingest checkout the working directory is in: the
+// nearest directory above it with the go.mod of github.com/fastingest/fastingest.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.HasPrefix(string(mod), "module github.com/fastingest/fastingest\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run it from the fastingest checkout (no go.mod of github.com/fastingest/fastingest above the working directory)")
+		}
+		dir = parent
+	}
 }
