@@ -11,6 +11,7 @@ package server
 // under TLS when the server serves HTTPS.
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -214,7 +215,7 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 			l.e.refuse(c, l.tls || isTLS(c))
 			continue
 		}
-		return &edgeConn{Conn: c, e: l.e}, nil
+		return &edgeConn{Conn: c, e: l.e, sniff: !l.tls && !isTLS(c), atStart: true}, nil
 	}
 }
 
@@ -376,6 +377,59 @@ type edgeConn struct {
 	e      *edge
 	linger atomic.Bool // set by lingerOnClose
 	closed atomic.Bool
+
+	// The route of the request line the connection last began, sniffed
+	// from the first read after each response (see Read), for requests
+	// fasthttp refuses before the handler: by then it has forgotten the
+	// line, and a 431 or a malformed header on POST / must be counted
+	// under "/". Plain HTTP only: under TLS these bytes are ciphertext.
+	// Read and Write run on the connection's one serving goroutine.
+	sniff     bool
+	atStart   bool // the next read begins a request
+	lineRoute int
+}
+
+// Read reads from the connection, noting the route of a request line that
+// begins the bytes read. A request pipelined behind another is not seen:
+// its errors count under the route of the one before.
+func (c *edgeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.atStart && n > 0 {
+		c.atStart = false
+		c.lineRoute = routeOfRequestLine(p[:n])
+	}
+	return n, err
+}
+
+// Write writes to the connection; after a response the next read begins
+// a request.
+func (c *edgeConn) Write(p []byte) (int, error) {
+	c.atStart = c.sniff
+	return c.Conn.Write(p)
+}
+
+// routeOfRequestLine returns the route named by the request line at the
+// start of b ("METHOD SP target SP ..."), routeOther when there is none.
+func routeOfRequestLine(b []byte) int {
+	sp := bytes.IndexByte(b, ' ')
+	if sp < 0 {
+		return routeOther
+	}
+	target := b[sp+1:]
+	if end := bytes.IndexAny(target, " \r\n"); end >= 0 {
+		target = target[:end]
+	}
+	return routeOf(target)
+}
+
+// sniffedRoute returns the route of the request line c last began, when c
+// is a plain edge connection.
+func sniffedRoute(c net.Conn) (int, bool) {
+	ec, ok := c.(*edgeConn)
+	if !ok || !ec.sniff {
+		return routeOther, false
+	}
+	return ec.lineRoute, true
 }
 
 // Close closes the connection, gently when lingerOnClose marked it and it

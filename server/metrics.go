@@ -33,15 +33,16 @@ var routeLabels = [numRoutes]string{"/", "/healthz", "/readyz", "/metrics", "oth
 // happen, such as path="/healthz",status="202". A request answered with
 // any other status is counted under status="other", which every route has.
 // Every route answers 505 to an HTTP version other than 1.0 and 1.1, and
-// 400 when fasthttp refuses a request whose line and headers it could read
-// (a Host that is no host); the 431s, the timeouts while reading headers and
-// the other parse errors are "other": fasthttp discards the request line
-// before its ErrorHandler runs (see routeOfUnparsed).
+// 400, 408 and 431 when fasthttp refuses a request before the handler: a
+// malformed line or header, a timeout, headers over MAX_HEADER_BYTES. Those
+// are counted under the route their request line named: fasthttp discards
+// the line before its ErrorHandler runs, so the edge notes it as it is read
+// (sniffedRoute, plain HTTP; under TLS they count as "other").
 var routeStatuses = [numRoutes][]int{
-	routeIngest:  {202, 400, 401, 405, 408, 413, 415, 500, 503, 505},
-	routeHealthz: {200, 400, 405, 505},
-	routeReadyz:  {200, 400, 405, 503, 505},
-	routeMetrics: {200, 400, 401, 405, 505},
+	routeIngest:  {202, 400, 401, 405, 408, 413, 415, 431, 500, 503, 505},
+	routeHealthz: {200, 400, 405, 408, 431, 505},
+	routeReadyz:  {200, 400, 405, 408, 431, 503, 505},
+	routeMetrics: {200, 400, 401, 405, 408, 431, 505},
 	routeOther:   {400, 404, 408, 431, 505},
 }
 
@@ -128,8 +129,18 @@ func (m *serverMetrics) observe(ctx *fasthttp.RequestCtx, route int) {
 // previous request's start otherwise: at worst an overestimate.
 func (m *serverMetrics) observeUnparsed(ctx *fasthttp.RequestCtx) {
 	route := routeOfUnparsed(&ctx.Request.Header)
+	post := ctx.IsPost()
+	if route == routeOther {
+		// Refused while its line or headers were read: the edge saw the
+		// line go by (plain HTTP). Its method is forgotten too; any
+		// request to / counts as ingestion.
+		var sniffed bool
+		if route, sniffed = sniffedRoute(ctx.Conn()); sniffed && route == routeIngest {
+			post = true
+		}
+	}
 	m.requests[route][statusIndex(route, ctx.Response.StatusCode())].Add(1)
-	if route == routeIngest && ctx.IsPost() {
+	if route == routeIngest && post {
 		start := ctx.Time()
 		if start.IsZero() {
 			start = ctx.ConnTime()

@@ -338,3 +338,24 @@ func TestCurlExpectContinue(t *testing.T) {
 		}
 	}
 }
+
+func TestRouteOfRequestLine(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		want int
+	}{
+		{"POST / HTTP/1.1\r\nHost: x", routeIngest},
+		{"POST /\r\nHost: x", routeIngest},
+		{"POST /?a=1 HTTP/1.1", routeIngest},
+		{"GET /healthz HTTP/1.1", routeHealthz},
+		{"GET /metrics", routeMetrics},
+		{"GET //metrics HTTP/1.1", routeOther},
+		{"POST", routeOther},
+		{"", routeOther},
+		{"\x16\x03\x01\x02\x00", routeOther}, // a TLS record
+	} {
+		if got := routeOfRequestLine([]byte(tt.line)); got != tt.want {
+			t.Errorf("routeOfRequestLine(%q) = %d; want %d", tt.line, got, tt.want)
+		}
+	}
+}
