@@ -12,6 +12,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -454,6 +455,24 @@ func (e *edge) lingerClose(c net.Conn) {
 	end := drainAndClose(c, lingerTimeout, e.lingerBytes)
 	e.lingered[end].Add(1)
 	e.open.Add(-1)
+}
+
+// waitClosed waits until every connection the edge accepted is closed,
+// lingering ones included, or ctx ends.
+func (e *edge) waitClosed(ctx context.Context) error {
+	if e.open.Load() <= 0 {
+		return nil
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for e.open.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // lingerOnClose marks c, a connection the server is about to close after an

@@ -310,8 +310,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		grace, cancel := context.WithTimeout(context.Background(), refuseGrace)
 		defer cancel()
 		_ = s.fast.ShutdownWithContext(grace)
+		return err
 	}
-	return err
+	// Connections closing gently after an error answer (lingerOnClose)
+	// are still open: once the process exits, the kernel would reset
+	// them, and their clients could lose the answer.
+	return s.edge.waitClosed(ctx)
 }
 
 // refuseGrace is how long Shutdown waits, once its deadline has passed,
