@@ -653,3 +653,58 @@ func TestLingeringCloseCurl(t *testing.T) {
 	}
 	checkLingered(t, env, n, true)
 }
+
+// lingerNodeScript is lingerClientScript for Node's http module, which
+// also writes the whole body before it reads the answer.
+const lingerNodeScript = `
+const http = require("http");
+const [host, port, tries, ...sizes] = process.argv.slice(1);
+function post(size) {
+  return new Promise((resolve) => {
+    const req = http.request({host, port: Number(port), method: "POST", path: "/",
+      headers: {"Content-Type": "application/json", "Content-Length": size}}, (res) => {
+      res.resume();
+      res.on("end", () => resolve(String(res.statusCode)));
+    });
+    req.on("error", (e) => resolve(e.code || String(e)));
+    req.end(Buffer.alloc(size, 120));
+  });
+}
+(async () => {
+  for (const s of sizes) {
+    for (let i = 0; i < Number(tries); i++) console.log(s, await post(Number(s)));
+  }
+})();
+`
+
+// TestLingeringCloseNode: Node's http client gets 413 in every try, like
+// Python's.
+func TestLingeringCloseNode(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not found: this test needs a real client nobody here wrote")
+	}
+	env := lingerEnv(t, nil)
+	host, port, _ := net.SplitHostPort(env.addr)
+	args := []string{"-e", lingerNodeScript, host, port, strconv.Itoa(lingerTries)}
+	for _, n := range oversizeBodies {
+		args = append(args, strconv.Itoa(n))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*waitTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != lingerTries*len(oversizeBodies) {
+		t.Fatalf("node printed %d lines; want %d:\n%s", len(lines), lingerTries*len(oversizeBodies), out)
+	}
+	for _, line := range lines {
+		size, result, _ := strings.Cut(line, " ")
+		if result != "413" {
+			t.Errorf("node POST of %s bytes: %s; want 413", size, result)
+		}
+	}
+	checkLingered(t, env, len(lines), false)
+}
