@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,10 @@ type Config struct {
 	// ReserveBody's wait for body bytes and Submit's for places together
 	// (ENQUEUE_TIMEOUT); 0 waits as long as it takes.
 	EnqueueTimeout time.Duration
+	// RecentWaitWindow is how long a queue wait keeps counting in
+	// RecentQueueWait after it ended; 0 means 5 s, about two probes of a
+	// load balancer's readiness check.
+	RecentWaitWindow time.Duration
 	// Metrics, when set, receives the dispatcher's metrics: queue wait
 	// and sink latency histograms, and the parcel, queue and worker
 	// figures of one Stats snapshot per scrape.
@@ -125,7 +130,8 @@ type Dispatcher struct {
 	queueWait   *histogram.Histogram // how long each request waited for room
 	sinkLatency *histogram.Histogram // Store to finish, sampled
 	waitMu      sync.Mutex
-	recentWaits [recentWindow / time.Second]waitBucket // ring of the last seconds' longest waits
+	recentWaits [waitBuckets]waitBucket // ring of the longest waits of the window's last slots
+	waitSlot    int64                   // a slot's length in nanoseconds: RecentWaitWindow / waitBuckets
 
 	accepted   atomic.Uint64
 	completed  atomic.Uint64
@@ -137,17 +143,20 @@ type Dispatcher struct {
 
 // New builds a Dispatcher; Start sets it running.
 func New(cfg Config) (*Dispatcher, error) {
-	if cfg.MaxQueue < 1 {
-		return nil, fmt.Errorf("ingest: MaxQueue must be at least 1, got %d", cfg.MaxQueue)
+	if err := ValidateMaxQueue(cfg.MaxQueue); err != nil {
+		return nil, fmt.Errorf("ingest: MaxQueue %d: %w", cfg.MaxQueue, err)
 	}
-	if cfg.MaxWorkers < 1 {
-		return nil, fmt.Errorf("ingest: MaxWorkers must be at least 1, got %d", cfg.MaxWorkers)
+	if err := ValidateMaxWorkers(cfg.MaxWorkers); err != nil {
+		return nil, fmt.Errorf("ingest: MaxWorkers %d: %w", cfg.MaxWorkers, err)
 	}
 	if cfg.Sink == nil {
 		return nil, errors.New("ingest: Sink is required")
 	}
-	if cfg.MaxQueueBytes < 0 {
-		return nil, fmt.Errorf("ingest: MaxQueueBytes must not be negative, got %d", cfg.MaxQueueBytes)
+	if cfg.MaxQueueBytes < 0 || cfg.MaxQueueBytes > MaxQueueBytesLimit {
+		return nil, fmt.Errorf("ingest: MaxQueueBytes %d: want 0 (no limit) or up to %d bytes", cfg.MaxQueueBytes, int64(MaxQueueBytesLimit))
+	}
+	if err := ValidateEnqueueTimeout(cfg.EnqueueTimeout); err != nil {
+		return nil, fmt.Errorf("ingest: EnqueueTimeout %v: %w", cfg.EnqueueTimeout, err)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -163,6 +172,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		log:        log,
 		done:       make(chan struct{}),
 		refuse:     make(chan struct{}),
+		waitSlot:   int64(cmp.Or(cfg.RecentWaitWindow, defaultRecentWaitWindow) / waitBuckets),
 		sinkErrors: ratelog.New(10 * time.Second),
 		trace:      log.Enabled(context.Background(), slog.LevelDebug),
 	}
@@ -459,41 +469,46 @@ func (d *Dispatcher) RefuseWaiting() {
 }
 
 // noteWait records a queue wait that just ended, in the bucket of the
-// second it ended in.
+// slot it ended in.
 func (d *Dispatcher) noteWait(waited time.Duration) {
-	sec := time.Now().Unix()
+	slot := time.Now().UnixNano() / d.waitSlot
 	d.waitMu.Lock()
-	b := &d.recentWaits[sec%int64(len(d.recentWaits))]
-	if b.second != sec {
-		*b = waitBucket{second: sec}
+	b := &d.recentWaits[slot%waitBuckets]
+	if b.slot != slot {
+		*b = waitBucket{slot: slot}
 	}
 	b.longest = max(b.longest, waited)
 	d.waitMu.Unlock()
 }
 
-// waitBucket is the longest queue wait that ended in one second.
+// waitBucket is the longest queue wait that ended in one slot of
+// RecentWaitWindow / waitBuckets.
 type waitBucket struct {
-	second  int64 // Unix time
+	slot    int64 // Unix nanoseconds / the slot's length
 	longest time.Duration
 }
 
-// recentWindow is how long a long queue wait keeps counting in
-// RecentQueueWait after it ended, in whole seconds: one bucket each.
-const recentWindow = 5 * time.Second
+// waitBuckets is how many slots RecentWaitWindow is cut into: a wait
+// counts for the window after it ended, give or take a slot.
+const waitBuckets = 5
+
+// defaultRecentWaitWindow is RecentWaitWindow's default.
+const defaultRecentWaitWindow = 5 * time.Second
 
 // RecentQueueWait returns the longest time a request has waited for queue
 // room recently: the wait of a request still waiting, or the longest that
-// ended in the last 5 seconds. Readiness checks compare it with a bound.
+// ended within RecentWaitWindow (5 s). Readiness checks compare it with a
+// bound.
 func (d *Dispatcher) RecentQueueWait() time.Duration {
 	now := time.Now()
 	longest := d.room.longestWait(now)
 	if d.bodyRoom != nil {
 		longest = max(longest, d.bodyRoom.longestWait(now))
 	}
-	oldest := now.Unix() - int64(recentWindow/time.Second)
+	oldest := now.UnixNano()/d.waitSlot - waitBuckets
 	d.waitMu.Lock()
 	for _, b := range d.recentWaits {
-		if b.second >= oldest {
+		if b.slot >= oldest {
 			longest = max(longest, b.longest)
 		}
 	}

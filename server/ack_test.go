@@ -157,6 +157,7 @@ func (s *failingSink) Store(_ context.Context, t ingest.Task) error {
 // once every parcel of the request is in the sink, for a sink that stores
 // in Store and for one that finishes its tasks later.
 func TestAckPersistedAnswersAfterStored(t *testing.T) {
+	t.Parallel()
 	t.Run("sink stores in Store", func(t *testing.T) {
 		env := startConfiguredEnv(t, Config{Ack: AckPersisted}, &recordingSink{}, 4)
 		for r := 1; r <= 3; r++ {
@@ -199,6 +200,7 @@ func TestAckPersistedAnswersAfterStored(t *testing.T) {
 // parcels the sink fails is answered 503 with Retry-After, saying how many
 // parcels could not be stored and to retry.
 func TestAckPersistedSinkFailures(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		sink func(t *testing.T) (ingest.Sink, func()) // the sink, and what makes it fail 2 parcels
@@ -240,6 +242,7 @@ func TestAckPersistedSinkFailures(t *testing.T) {
 // not stored within AckTimeout is answered 503 saying so; the parcels carry
 // on and are counted completed once the sink gets to them.
 func TestAckPersistedTimeout(t *testing.T) {
+	t.Parallel()
 	const ackTimeout = 50 * time.Millisecond
 	tests := []struct {
 		name string
@@ -299,6 +302,7 @@ func TestAckPersistedTimeout(t *testing.T) {
 // TestAckEnqueuedAnswersBeforeStored: with the default ACK=enqueued, 202
 // goes out once the parcels are queued, while the sink has stored none.
 func TestAckEnqueuedAnswersBeforeStored(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	sink := &recordingSink{release: release}
@@ -341,6 +345,7 @@ func (h *switchableHealth) set(err error) {
 // with Retry-After and the reason, queueing nothing, and /readyz answers
 // 503, while /healthz stays 200; both recover when the sink does.
 func TestSinkHealth(t *testing.T) {
+	t.Parallel()
 	for _, ack := range []Ack{AckEnqueued, AckPersisted} {
 		t.Run("ACK="+ack.String(), func(t *testing.T) {
 			health := &switchableHealth{}

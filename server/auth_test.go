@@ -23,6 +23,7 @@ const (
 // and echoing no token. Whether the comparison is constant-time cannot be
 // told by timing in a test; auth.go uses subtle.ConstantTimeCompare.
 func TestAuthIngest(t *testing.T) {
+	t.Parallel()
 	env := startTunedEnv(t, tunedOptions{server: Config{AuthToken: testToken}})
 
 	tests := []struct {
@@ -111,6 +112,7 @@ func TestAuthIngest(t *testing.T) {
 // TestAuthOtherEndpoints: the health endpoints never need the token;
 // /metrics needs it unless MetricsPublic; without AuthToken nothing does.
 func TestAuthOtherEndpoints(t *testing.T) {
+	t.Parallel()
 	bearer := [2]string{fasthttp.HeaderAuthorization, "Bearer " + testToken}
 	wrong := [2]string{fasthttp.HeaderAuthorization, "Bearer wrong"}
 	type check struct {
@@ -180,6 +182,7 @@ func TestAuthOtherEndpoints(t *testing.T) {
 // into the 400 it gets or into the log: fasthttp quotes the raw request in
 // its parse errors unless told not to.
 func TestUnparsableRequestDoesNotLeakToken(t *testing.T) {
+	t.Parallel()
 	const token = "s3cr3t-token-value"
 	var logs syncBuffer
 	env := startTunedEnv(t, tunedOptions{server: Config{

@@ -91,6 +91,7 @@ func encodingHeader(v string) [][2]string { return [][2]string{{"Content-Encodin
 // supported coding, as JSON and as NDJSON, and checks that exactly those
 // parcels reach the sink.
 func TestCompressedBodiesReachSink(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		ctype    string
@@ -134,6 +135,7 @@ func TestCompressedBodiesReachSink(t *testing.T) {
 // TestBodyStatusCodes covers content codings and NDJSON through the real
 // handler: what is accepted, and the status and message of what is not.
 func TestBodyStatusCodes(t *testing.T) {
+	t.Parallel()
 	atLimit := refBody + strings.Repeat(" ", testMaxBody-len(refBody))
 	overLimit := atLimit + " "
 	zeros := strings.Repeat("\x00", 64*testMaxBody) // a small bomb: 256 KiB from a few hundred bytes
@@ -283,6 +285,7 @@ func TestBodyStatusCodes(t *testing.T) {
 // TestNDJSONAllOrNothing checks that one bad line refuses the whole body,
 // compressed or not, and that nothing of it is queued.
 func TestNDJSONAllOrNothing(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, envOptions{})
 	bad := make([]ingest.Parcel, 9)
 	for i := range bad {
@@ -312,6 +315,7 @@ func TestNDJSONAllOrNothing(t *testing.T) {
 // TestNDJSONDecoderPanic checks that a panic in the NDJSON decoder is
 // recovered, answered 500 and counted, as for JSON.
 func TestNDJSONDecoderPanic(t *testing.T) {
+	t.Parallel()
 	srv, err := New(Config{MaxBodyBytes: testMaxBody}, queueFunc(func(time.Time, *ingest.Batch) error { return nil }))
 	if err != nil {
 		t.Fatal(err)
@@ -384,6 +388,7 @@ func zstdBomb(frames, frameMiB int) []byte {
 // of zeros, decoded by the standard library's gzip and by zstd, on small
 // ones.
 func TestBombsAreValid(t *testing.T) {
+	t.Parallel()
 	zr, err := stdgzip.NewReader(bytes.NewReader(gzipBomb(3)))
 	if err != nil {
 		t.Fatal(err)
@@ -461,6 +466,7 @@ func TestDecompressionBomb(t *testing.T) {
 // TestDecompressLimit checks the limit itself on the body reader: at most
 // limit bytes come out, and a body of exactly limit bytes is whole.
 func TestDecompressLimit(t *testing.T) {
+	t.Parallel()
 	const limit = 10000
 	payload := strings.Repeat("0123456789", limit/10) // exactly limit bytes
 	for _, c := range []coding{codingGzip, codingDeflate, codingZstd} {
@@ -591,6 +597,7 @@ func BenchmarkHandlerGzipNetHTTP(b *testing.B) {
 }
 
 func TestIsNDJSONMediaType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		ct   string
 		want bool
@@ -654,6 +661,7 @@ func TestZstdDecoderMemoryIsBounded(t *testing.T) {
 // by zstd.NewReader, stands in for a decoder left in a broken state: using
 // it panics.
 func TestDecompressorPanic(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, envOptions{})
 	slots := cap(env.srv.zstdDecoders)
 	for range slots {

@@ -18,8 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,6 +186,7 @@ func newHTTPClient(t *testing.T, tlsConfig *tls.Config) *http.Client {
 // timeout from accept are retried after a backoff, counted, and logged once
 // (the rest suppressed); the server goes on serving.
 func TestAcceptRetriesTemporaryErrors(t *testing.T) {
+	t.Parallel()
 	var fail []error
 	for range 3 {
 		fail = append(fail, acceptErr(syscall.EMFILE), acceptErr(syscall.ECONNABORTED))
@@ -228,6 +227,7 @@ func TestAcceptRetriesTemporaryErrors(t *testing.T) {
 // TestAcceptPermanentErrorStopsServe: an accept error that is not
 // temporary still ends Serve with that error, as net/http's does.
 func TestAcceptPermanentErrorStopsServe(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +258,7 @@ func TestAcceptPermanentErrorStopsServe(t *testing.T) {
 // error wakes the wait at once: with a backoff of an hour, Serve and
 // Shutdown still return within the test's bound.
 func TestShutdownEndsAcceptBackoff(t *testing.T) {
+	t.Parallel()
 	fl := &failingListener{fail: []error{acceptErr(syscall.EMFILE)}, forever: true}
 	env := startEdgeEnv(t, edgeOptions{
 		wrap: func(ln net.Listener) net.Listener { fl.Listener = ln; return fl },
@@ -337,6 +338,7 @@ func checkBusy(t *testing.T, what string, resp *http.Response, body []byte) {
 // fastingest_connections_rejected_total; the held connections are still
 // served, and a place freed is taken again.
 func TestMaxConnsAnswersRealClients(t *testing.T) {
+	t.Parallel()
 	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 2}})
 	held := holdConns(t, env.addr, 2)
 	client := newHTTPClient(t, nil)
@@ -385,6 +387,7 @@ func TestMaxConnsAnswersRealClients(t *testing.T) {
 // connection past MAX_CONNS is still answered the JSON 503 at once, without
 // waiting for its request, and closed.
 func TestMaxConnsAnswersWithoutDrainers(t *testing.T) {
+	t.Parallel()
 	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 1}})
 	holdConns(t, env.addr, 1)
 	for range refuseDrainers {
@@ -413,6 +416,7 @@ func TestMaxConnsAnswersWithoutDrainers(t *testing.T) {
 // an answer (none can be sent before a handshake), and counted; the
 // connection within it is served over TLS through the edge.
 func TestMaxConnsTLS(t *testing.T) {
+	t.Parallel()
 	serverTLS, clientTLS := testTLS(t)
 	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 1, TLSConfig: serverTLS}})
 	first, err := tls.Dial("tcp", env.addr, clientTLS)
@@ -475,6 +479,7 @@ func testTLS(t *testing.T) (server, client *tls.Config) {
 // TestLingerOnCloseMarksOnlyEdgeConns: lingerOnClose marks an edge
 // connection, through a *tls.Conn too, and does nothing to any other.
 func TestLingerOnCloseMarksOnlyEdgeConns(t *testing.T) {
+	t.Parallel()
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
@@ -530,66 +535,11 @@ func checkLingered(t *testing.T, env *edgeEnv, n int, strictEOF bool) {
 	}
 }
 
-// lingerClientScript posts bodies of the sizes given to POST / with
-// http.client, which sends the whole body (with Content-Length) before it
-// reads the answer, and prints one line per try: the size and the status,
-// or the size and the exception.
-const lingerClientScript = `
-import http.client, sys
-host, port, tries = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for size in map(int, sys.argv[4:]):
-    body = b"x" * size
-    for _ in range(tries):
-        conn = http.client.HTTPConnection(host, port, timeout=30)
-        try:
-            conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            resp.read()
-            print(size, resp.status, flush=True)
-        except Exception as e:
-            print(size, type(e).__name__, e, flush=True)
-        finally:
-            conn.close()
-`
-
-// TestLingeringClosePython: Python's http.client posting bodies over
-// MAX_BODY_BYTES gets 413 in every one of 20 tries at each size, never
-// ECONNRESET or EPIPE (issue 11: 13/20, 5/20 and 0/20 before), and every
-// such connection is closed gently.
-func TestLingeringClosePython(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found: the CI machine has it; this test needs a real client nobody here wrote")
-	}
-	env := lingerEnv(t, nil)
-	host, port, _ := net.SplitHostPort(env.addr)
-	args := []string{"-c", lingerClientScript, host, port, strconv.Itoa(lingerTries)}
-	for _, n := range oversizeBodies {
-		args = append(args, strconv.Itoa(n))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*waitTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, python, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("python3: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != lingerTries*len(oversizeBodies) {
-		t.Fatalf("python3 printed %d lines; want %d:\n%s", len(lines), lingerTries*len(oversizeBodies), out)
-	}
-	for _, line := range lines {
-		size, result, _ := strings.Cut(line, " ")
-		if result != "413" {
-			t.Errorf("http.client POST of %s bytes: %s; want 413", size, result)
-		}
-	}
-	checkLingered(t, env, len(lines), true)
-}
-
 // TestLingeringCloseGoClient: Go's net/http client posting bodies over
 // MAX_BODY_BYTES with Content-Length gets 413 in every try, over HTTP and
 // over HTTPS (the edge sits under TLS).
 func TestLingeringCloseGoClient(t *testing.T) {
+	t.Parallel()
 	for _, scheme := range []string{"http", "https"} {
 		t.Run(scheme, func(t *testing.T) {
 			var serverTLS, clientTLS *tls.Config
@@ -618,93 +568,4 @@ func TestLingeringCloseGoClient(t *testing.T) {
 			checkLingered(t, env, n, scheme == "http")
 		})
 	}
-}
-
-// TestLingeringCloseCurl: curl posting a file over MAX_BODY_BYTES gets 413
-// in every try, both without Expect (the whole body is sent first) and with
-// curl's default Expect: 100-continue for large bodies.
-func TestLingeringCloseCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not found")
-	}
-	env := lingerEnv(t, nil)
-	dir := t.TempDir()
-	n := 0
-	for _, size := range oversizeBodies {
-		file := filepath.Join(dir, strconv.Itoa(size))
-		if err := os.WriteFile(file, bytes.Repeat([]byte("x"), size), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		for i := range lingerTries {
-			args := []string{"-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
-				"-H", "Content-Type: application/json", "--data-binary", "@" + file, "http://" + env.addr + "/"}
-			expect := "default Expect"
-			if i%2 == 0 {
-				args = append(args, "-H", "Expect:")
-				expect = "no Expect"
-			}
-			out, err := exec.Command(curl, args...).CombinedOutput()
-			if err != nil || string(out) != "413" {
-				t.Errorf("curl (%s) POST of %d bytes, try %d: %q %v; want 413", expect, size, i+1, out, err)
-			}
-			n++
-		}
-	}
-	checkLingered(t, env, n, true)
-}
-
-// lingerNodeScript is lingerClientScript for Node's http module, which
-// also writes the whole body before it reads the answer.
-const lingerNodeScript = `
-const http = require("http");
-const [host, port, tries, ...sizes] = process.argv.slice(1);
-function post(size) {
-  return new Promise((resolve) => {
-    const req = http.request({host, port: Number(port), method: "POST", path: "/",
-      headers: {"Content-Type": "application/json", "Content-Length": size}}, (res) => {
-      res.resume();
-      res.on("end", () => resolve(String(res.statusCode)));
-    });
-    req.on("error", (e) => resolve(e.code || String(e)));
-    req.end(Buffer.alloc(size, 120));
-  });
-}
-(async () => {
-  for (const s of sizes) {
-    for (let i = 0; i < Number(tries); i++) console.log(s, await post(Number(s)));
-  }
-})();
-`
-
-// TestLingeringCloseNode: Node's http client gets 413 in every try, like
-// Python's.
-func TestLingeringCloseNode(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not found: this test needs a real client nobody here wrote")
-	}
-	env := lingerEnv(t, nil)
-	host, port, _ := net.SplitHostPort(env.addr)
-	args := []string{"-e", lingerNodeScript, host, port, strconv.Itoa(lingerTries)}
-	for _, n := range oversizeBodies {
-		args = append(args, strconv.Itoa(n))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*waitTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, node, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != lingerTries*len(oversizeBodies) {
-		t.Fatalf("node printed %d lines; want %d:\n%s", len(lines), lingerTries*len(oversizeBodies), out)
-	}
-	for _, line := range lines {
-		size, result, _ := strings.Cut(line, " ")
-		if result != "413" {
-			t.Errorf("node POST of %s bytes: %s; want 413", size, result)
-		}
-	}
-	checkLingered(t, env, len(lines), false)
 }

@@ -40,6 +40,7 @@ var promlintExceptions = []promlint.Problem{
 // descriptor gauges are there; no series exists for a pair that cannot
 // happen.
 func TestExposition(t *testing.T) {
+	t.Parallel()
 	var sinkDown atomic.Bool
 	env := startTunedEnv(t, tunedOptions{tcp: true, server: Config{
 		AuthToken:      leakToken,
@@ -214,6 +215,7 @@ func firstAnswer(t *testing.T, addr, raw string) *fasthttp.Response {
 // VictoriaMetrics' own metadata lines are dropped; an unknown family is
 // typed by its name.
 func TestAnnotate(t *testing.T) {
+	t.Parallel()
 	in := "# HELP a_seconds\n# TYPE a_seconds summary\n" +
 		"a_seconds{quantile=\"0.5\"} 1\na_seconds_sum 2\na_seconds_count 3\n" +
 		"b_total 4\nc_bytes 5\nh_bucket{le=\"+Inf\"} 6\n"

@@ -228,6 +228,7 @@ func scrapeSet(set *metrics.Set) (series, error) {
 // under its path and status: unknown paths as "other"; a body over
 // MAX_BODY_BYTES under "/", whoever refuses it.
 func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
 	env := startTunedEnv(t, tunedOptions{})
 
 	resp := env.do(t, request{method: fasthttp.MethodGet, path: "/metrics"})
@@ -357,6 +358,7 @@ func (randomSink) Store(_ context.Context, t ingest.Task) error {
 // some parcels, the counters never go back, and once the dispatcher has
 // drained the figures are exact; both histograms then count every request.
 func TestMetricsAccountingUnderLoad(t *testing.T) {
+	t.Parallel()
 	const clients, perClient = 8, 25
 	const maxQueue, maxWorkers = 40, 4 // smaller than the load: requests wait for room
 	env := startTunedEnv(t, tunedOptions{ingest: ingest.Config{MaxQueue: maxQueue, MaxWorkers: maxWorkers, Sink: randomSink{}}})
@@ -454,6 +456,7 @@ func TestMetricsAccountingUnderLoad(t *testing.T) {
 // or gave up waiting for it, and not those refused before (400, 413 for
 // MAX_QUEUE) nor an empty Data, which queues nothing.
 func TestMetricsHistogramCounts(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	env := startTunedEnv(t, tunedOptions{ingest: ingest.Config{
@@ -502,6 +505,7 @@ func TestMetricsHistogramCounts(t *testing.T) {
 // request still waiting for queue room) and the accounting holds in every
 // scrape while the dispatcher drains, ending with nothing in flight.
 func TestMetricsDuringShutdown(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	env := startTunedEnv(t, tunedOptions{ingest: ingest.Config{

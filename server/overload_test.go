@@ -26,7 +26,10 @@ func gatedEnv(t *testing.T, enqueueTimeout time.Duration, cfg Config) (*tunedEnv
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	env := startTunedEnv(t, tunedOptions{
-		ingest: ingest.Config{MaxQueue: 20, MaxWorkers: 1, Sink: &recordingSink{release: release}, EnqueueTimeout: enqueueTimeout},
+		ingest: ingest.Config{MaxQueue: 20, MaxWorkers: 1, Sink: &recordingSink{release: release}, EnqueueTimeout: enqueueTimeout,
+			// Short, so that readiness tests do not wait out 5 s; long
+			// enough to see a wait still count once it has ended.
+			RecentWaitWindow: time.Second},
 		server: cfg,
 	})
 	t.Cleanup(releaseOnce) // before the env's cleanups
@@ -56,6 +59,7 @@ func numberedParcels(prefix string, n int) []ingest.Parcel {
 // (queue_full). Every parcel accepted before is stored once the sink
 // resumes.
 func TestEnqueueTimeout(t *testing.T) {
+	t.Parallel()
 	const timeout = 50 * time.Millisecond
 	env, release := gatedEnv(t, timeout, Config{})
 	before := env.scrape(t)
@@ -111,6 +115,7 @@ func TestEnqueueTimeout(t *testing.T) {
 // counting a queue wait. A request of exactly MAX_QUEUE parcels waits and is
 // taken.
 func TestMoreParcelsThanQueue(t *testing.T) {
+	t.Parallel()
 	env, release := gatedEnv(t, 0, Config{})
 
 	resp := env.do(t, request{ctype: "application/json", body: parcelsJSON(numberedParcels("big", 21)...)})
@@ -144,6 +149,7 @@ func TestMoreParcelsThanQueue(t *testing.T) {
 // 200); after the wait ends it stays 503 for the recent window, then
 // returns to 200.
 func TestReadyzQueueWait(t *testing.T) {
+	t.Parallel()
 	env, release := gatedEnv(t, 0, Config{ReadyMaxQueueWait: 30 * time.Millisecond})
 	get := func(path string) *fasthttp.Response {
 		return env.do(t, request{method: fasthttp.MethodGet, path: path})
@@ -198,6 +204,7 @@ func dialRaw(t *testing.T, env *tunedEnv) net.Conn {
 // it never holds a dispatcher worker or a queue place, and other clients
 // are served meanwhile.
 func TestSlowClientReadTimeout(t *testing.T) {
+	t.Parallel()
 	env := startTunedEnv(t, tunedOptions{server: Config{ReadTimeout: 200 * time.Millisecond}, tcp: true})
 	before := env.scrape(t)
 
@@ -269,6 +276,7 @@ func TestSlowClientReadTimeout(t *testing.T) {
 // answered 431 and counted under "other"; headers within it are served; the
 // default is 8 KiB rather than fasthttp's 4 KiB.
 func TestMaxHeaderBytes(t *testing.T) {
+	t.Parallel()
 	t.Run("1KiB", func(t *testing.T) {
 		env := startTunedEnv(t, tunedOptions{server: Config{MaxHeaderBytes: 1024}})
 		big := [][2]string{{"X-Big", strings.Repeat("x", 2048)}}
@@ -302,6 +310,7 @@ func TestMaxHeaderBytes(t *testing.T) {
 // limit is never reached. Once a connection closes, new ones are served
 // again.
 func TestMaxConns(t *testing.T) {
+	t.Parallel()
 	env := startTunedEnv(t, tunedOptions{server: Config{MaxConns: 2}, tcp: true, noProbe: true})
 	healthz := func(conn net.Conn, br *bufio.Reader) *fasthttp.Response {
 		t.Helper()
@@ -357,6 +366,7 @@ func TestMaxConns(t *testing.T) {
 // queued. A compressed body reserves the decompressed bound, then keeps
 // only what its copy holds.
 func TestMaxQueueBytes(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	// Bodies of a few KiB: a small body may be counted as the pooled

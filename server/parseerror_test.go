@@ -84,6 +84,7 @@ func checkFixedError(t *testing.T, resp *fasthttp.Response, status int, want str
 // answer nor the log at debug level may carry the token; the answer is the
 // fixed JSON 400.
 func TestParseErrorsDoNotLeakToken(t *testing.T) {
+	t.Parallel()
 	body := `{"Data":[],"note":"` + leakToken + `"}`
 	tail := fmt.Sprintf("Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	tests := []struct {
@@ -128,6 +129,7 @@ func TestParseErrorsDoNotLeakToken(t *testing.T) {
 // arguments that cannot carry request bytes (addresses, numbers), and reduce
 // errors to their kind and anything else to its type.
 func TestFasthttpLoggerRedacts(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	l := fasthttpLogger{log: slog.New(slog.NewTextHandler(&logs, nil)), limit: ratelog.New(0)}
 	addr := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4711}
@@ -155,6 +157,7 @@ func TestFasthttpLoggerRedacts(t *testing.T) {
 // TestReadErrorKind: fasthttp's errors are told apart by type and sentinel,
 // wrapped as fasthttp wraps them.
 func TestReadErrorKind(t *testing.T) {
+	t.Parallel()
 	wrap := func(err error) error {
 		return fmt.Errorf("error when reading request headers: %w: buffer size=12", err)
 	}
@@ -186,6 +189,7 @@ func TestReadErrorKind(t *testing.T) {
 // (a malformed header, headers over MAX_HEADER_BYTES: the edge saw the line
 // go by), and POST / is then in the latency histogram.
 func TestParseErrorRoutes(t *testing.T) {
+	t.Parallel()
 	env := startTunedEnv(t, tunedOptions{tcp: true, server: Config{MaxHeaderBytes: 1024}})
 	before := env.scrape(t)
 

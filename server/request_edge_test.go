@@ -7,9 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -56,6 +53,7 @@ func firstLine(s string) string {
 // method, path or content type), and 100 Continue only for a request that
 // will be read.
 func TestExpectContinueAnswersFinalStatusFirst(t *testing.T) {
+	t.Parallel()
 	env := startTunedEnv(t, tunedOptions{tcp: true, server: Config{AuthToken: edgeToken, MaxBodyBytes: 1 << 20}})
 	auth := "Authorization: Bearer " + edgeToken + "\r\n"
 	tests := []struct {
@@ -111,6 +109,7 @@ func TestExpectContinueAnswersFinalStatusFirst(t *testing.T) {
 // Continue before it sends a body, sends no byte of a body the server
 // refuses.
 func TestExpectContinueGoClient(t *testing.T) {
+	t.Parallel()
 	env := startTunedEnv(t, tunedOptions{tcp: true, server: Config{AuthToken: edgeToken, MaxBodyBytes: 1 << 20}})
 	tr := &http.Transport{ExpectContinueTimeout: waitTimeout}
 	defer tr.CloseIdleConnections()
@@ -172,6 +171,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // doubled, dotted forms of /metrics and of / are 404, so that a proxy rule
 // on the literal path cannot be bypassed.
 func TestRoutingOnExactRawPath(t *testing.T) {
+	t.Parallel()
 	env := startTunedEnv(t, tunedOptions{tcp: true, server: Config{MetricsPublic: true}})
 	tests := []struct {
 		method, target string
@@ -206,26 +206,12 @@ func TestRoutingOnExactRawPath(t *testing.T) {
 	if n := env.disp.Stats().Accepted; n != 0 {
 		t.Errorf("%d parcels accepted through paths other than /; want 0", n)
 	}
-
-	// curl, told to send the path as it is.
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
-	for _, target := range []string{"//metrics", "/a/../metrics", "/./metrics", "/%6detrics"} {
-		for try := range 20 {
-			out, err := exec.Command(curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--path-as-is",
-				"http://"+env.addr+target).Output()
-			if err != nil || string(out) != "404" {
-				t.Fatalf("curl --path-as-is %s, try %d: %q, %v; want 404", target, try, out, err)
-			}
-		}
-	}
 }
 
 // TestHTTPVersions: HTTP/1.0 and HTTP/1.1 are served; any other version
 // in the request line is answered 505.
 func TestHTTPVersions(t *testing.T) {
+	t.Parallel()
 	env := startTunedEnv(t, tunedOptions{tcp: true})
 	for _, tt := range []struct {
 		version string
@@ -255,6 +241,7 @@ func TestHTTPVersions(t *testing.T) {
 // threshold; a shed request counts for readiness as such a wait, so that a
 // load balancer stops sending traffic to a node that refuses it.
 func TestReadyzAfterShedding(t *testing.T) {
+	t.Parallel()
 	env, release := gatedEnv(t, 20*time.Millisecond, Config{ReadyMaxQueueWait: time.Second})
 	env.srv.shedWindow = 200 * time.Millisecond
 	get := func(path string) *fasthttp.Response {
@@ -276,6 +263,7 @@ func TestReadyzAfterShedding(t *testing.T) {
 // requests waiting for queue room when the shutdown deadline passes are
 // answered 503 with nothing queued, not dropped with their connection.
 func TestShutdownDeadlineRefusesWaitingRequests(t *testing.T) {
+	t.Parallel()
 	env, release := gatedEnv(t, 0, Config{})
 	const waiting = 5
 	answers := make([]<-chan answer, waiting)
@@ -308,38 +296,8 @@ func TestShutdownDeadlineRefusesWaitingRequests(t *testing.T) {
 	release()
 }
 
-// TestCurlExpectContinue: curl, which sends Expect: 100-continue for large
-// bodies, gets the final status of a refused request without uploading.
-func TestCurlExpectContinue(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
-	env := startTunedEnv(t, tunedOptions{tcp: true, server: Config{AuthToken: edgeToken, MaxBodyBytes: 1 << 20}})
-	big := filepath.Join(t.TempDir(), "big.json")
-	if err := os.WriteFile(big, []byte(strings.Repeat(" ", 3<<20)+refBody), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"oversize", []string{"-H", "Authorization: Bearer " + edgeToken}, "413"},
-		{"no token", nil, "401"},
-	} {
-		for try := range 20 {
-			args := append([]string{"-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json",
-				"-H", "Expect: 100-continue", "--data-binary", "@" + big}, tt.args...)
-			out, err := exec.Command(curl, append(args, "http://"+env.addr+"/")...).Output()
-			if err != nil || string(out) != tt.want {
-				t.Fatalf("curl %s, try %d: %q, %v; want %s", tt.name, try, out, err, tt.want)
-			}
-		}
-	}
-}
-
 func TestRouteOfRequestLine(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		line string
 		want int

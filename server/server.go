@@ -67,23 +67,24 @@ func (a Ack) String() string {
 	return "enqueued"
 }
 
-// Config configures a Server. Zero durations take the defaults below.
+// Config configures a Server. A zero timeout, MaxConns or MaxHeaderBytes
+// takes its default (settings.go); New refuses any other value that the
+// setting's Validate function refuses.
 type Config struct {
 	// MaxBodyBytes is the largest request body accepted (MAX_BODY_BYTES).
 	MaxBodyBytes int
 	// ReadTimeout bounds reading one whole request, body included, so a
-	// slow client cannot hold a connection forever. Default 30s.
+	// slow client cannot hold a connection forever (READ_TIMEOUT).
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing one response. Default 30s.
+	// WriteTimeout bounds writing one response (WRITE_TIMEOUT).
 	WriteTimeout time.Duration
 	// IdleTimeout bounds how long a keep-alive connection may wait for its
-	// next request. Default 90s.
+	// next request (IDLE_TIMEOUT).
 	IdleTimeout time.Duration
 	// Ack says when a request is answered 202 (ACK).
 	Ack Ack
 	// AckTimeout bounds how long an AckPersisted request waits for its
 	// parcels to be stored before it is answered 503 (ACK_TIMEOUT).
-	// Default 10s.
 	AckTimeout time.Duration
 	// SinkHealth, when set, reports whether the sink can store parcels:
 	// while it returns an error, /readyz answers 503 and so does POST /,
@@ -98,10 +99,10 @@ type Config struct {
 	// elsewhere before clients here see 503s. Zero disables the check.
 	ReadyMaxQueueWait time.Duration
 	// MaxConns bounds the connections served at once (MAX_CONNS); more
-	// are refused with 503 (edge.go). Default 16384.
+	// are refused with 503 (edge.go).
 	MaxConns int
 	// MaxHeaderBytes bounds a request's line and headers
-	// (MAX_HEADER_BYTES); larger get 431. Default 8 KiB.
+	// (MAX_HEADER_BYTES); larger get 431.
 	MaxHeaderBytes int
 	// AuthToken, when not empty, is the bearer token POST / and /metrics
 	// require (AUTH_TOKEN); the health endpoints stay open.
@@ -166,8 +167,8 @@ type Server struct {
 // New builds a Server that submits parcels to queue. It warms the JSON
 // decoder so that the first requests do not pay for compiling it.
 func New(cfg Config, queue Queue) (*Server, error) {
-	if cfg.MaxBodyBytes < 1 {
-		return nil, fmt.Errorf("server: MaxBodyBytes must be at least 1, got %d", cfg.MaxBodyBytes)
+	if err := ValidateMaxBodyBytes(cfg.MaxBodyBytes); err != nil {
+		return nil, fmt.Errorf("server: MaxBodyBytes %d: %w", cfg.MaxBodyBytes, err)
 	}
 	if queue == nil {
 		return nil, errors.New("server: a queue is required")
@@ -175,17 +176,8 @@ func New(cfg Config, queue Queue) (*Server, error) {
 	if err := ingest.WarmDecoder(); err != nil {
 		return nil, fmt.Errorf("server: cannot warm the decoder: %w", err)
 	}
-	setDefault(&cfg.ReadTimeout, 30*time.Second)
-	setDefault(&cfg.WriteTimeout, 30*time.Second)
-	setDefault(&cfg.IdleTimeout, 90*time.Second)
-	setDefault(&cfg.AckTimeout, 10*time.Second)
-	if cfg.MaxConns <= 0 {
-		// fasthttp's default is 256K: each connection holds buffers and
-		// possibly a body of up to MaxBodyBytes.
-		cfg.MaxConns = 16384
-	}
-	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = 8 << 10
+	if err := setDefaults(&cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
@@ -250,10 +242,42 @@ func New(cfg Config, queue Queue) (*Server, error) {
 	return s, nil
 }
 
-func setDefault(d *time.Duration, def time.Duration) {
-	if *d <= 0 {
-		*d = def
+// setDefaults gives each zero field of cfg its default (settings.go) and
+// checks the others with the validator of their setting.
+func setDefaults(cfg *Config) error {
+	for _, f := range []struct {
+		name string
+		d    *time.Duration
+		def  time.Duration
+	}{
+		{"ReadTimeout", &cfg.ReadTimeout, DefaultReadTimeout},
+		{"WriteTimeout", &cfg.WriteTimeout, DefaultWriteTimeout},
+		{"IdleTimeout", &cfg.IdleTimeout, DefaultIdleTimeout},
+		{"AckTimeout", &cfg.AckTimeout, DefaultAckTimeout},
+	} {
+		if *f.d == 0 {
+			*f.d = f.def
+		} else if err := ValidateTimeout(*f.d); err != nil {
+			return fmt.Errorf("server: %s %v: %w", f.name, *f.d, err)
+		}
 	}
+	if err := ValidateReadyMaxQueueWait(cfg.ReadyMaxQueueWait); err != nil {
+		return fmt.Errorf("server: ReadyMaxQueueWait %v: %w", cfg.ReadyMaxQueueWait, err)
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	} else if err := ValidateMaxConns(cfg.MaxConns); err != nil {
+		return fmt.Errorf("server: MaxConns %d: %w", cfg.MaxConns, err)
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	} else if err := ValidateMaxHeaderBytes(cfg.MaxHeaderBytes); err != nil {
+		return fmt.Errorf("server: MaxHeaderBytes %d: %w", cfg.MaxHeaderBytes, err)
+	}
+	if err := ValidateAuthToken(cfg.AuthToken); err != nil {
+		return fmt.Errorf("server: AuthToken: %w", err)
+	}
+	return nil
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a

@@ -331,6 +331,7 @@ func checkHeader(t *testing.T, resp *fasthttp.Response, name, want string) {
 }
 
 func TestStatusCodes(t *testing.T) {
+	t.Parallel()
 	const goodEntry = `{"id":"1","time":"2017-01-01T00:00:01Z","data":"abc"}`
 	// exactly MaxBodyBytes: the reference payload padded with spaces.
 	atLimit := refBody + strings.Repeat(" ", testMaxBody-len(refBody))
@@ -514,6 +515,7 @@ func TestStatusCodes(t *testing.T) {
 }
 
 func TestIsJSONMediaType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		ct   string
 		want bool
@@ -542,6 +544,7 @@ func TestIsJSONMediaType(t *testing.T) {
 }
 
 func TestHandleParseError(t *testing.T) {
+	t.Parallel()
 	srv, err := New(Config{MaxBodyBytes: testMaxBody}, queueFunc(func(time.Time, *ingest.Batch) error { return nil }))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -573,6 +576,7 @@ func TestHandleParseError(t *testing.T) {
 // TestReadTimeout checks, over real TCP, that a client that stops in the
 // middle of its headers is answered 408 once ReadTimeout passes.
 func TestReadTimeout(t *testing.T) {
+	t.Parallel()
 	srv, err := New(Config{MaxBodyBytes: testMaxBody, ReadTimeout: 100 * time.Millisecond},
 		queueFunc(func(time.Time, *ingest.Batch) error { return nil }))
 	if err != nil {
@@ -631,6 +635,7 @@ func (f queueFunc) SubmitAndWait(received time.Time, parcels *ingest.Batch, _ ti
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	q := queueFunc(func(time.Time, *ingest.Batch) error { return nil })
 	if _, err := New(Config{MaxBodyBytes: 0}, q); err == nil {
 		t.Errorf("New with MaxBodyBytes 0: got nil error, want one")
@@ -643,6 +648,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // TestReferencePayloadReachesSink checks that the nine reference parcels
 // reach the sink as nine distinct parcels, each with its own fields.
 func TestReferencePayloadReachesSink(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, envOptions{})
 	resp := env.do(t, request{ctype: "application/json", body: refBody})
 	checkStatus(t, resp, fasthttp.StatusAccepted)
@@ -666,6 +672,7 @@ func TestReferencePayloadReachesSink(t *testing.T) {
 // TestAllOrNothing checks that a body with one invalid entry queues none of
 // its parcels.
 func TestAllOrNothing(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, envOptions{})
 	bad := make([]ingest.Parcel, 9)
 	for i := range bad {
@@ -699,6 +706,7 @@ func TestAllOrNothing(t *testing.T) {
 // connections and checks that every parcel arrives intact: parcels must not
 // alias request buffers that fasthttp reuses once the handler returns.
 func TestConcurrentRequests(t *testing.T) {
+	t.Parallel()
 	const clients, requests, perRequest = 8, 25, 4
 	env := startEnv(t, envOptions{maxQueue: 8, maxWorkers: 2})
 
@@ -777,6 +785,7 @@ func TestConcurrentRequests(t *testing.T) {
 // TestDecoderPanic checks that a decoder panic is answered 500, counted, and
 // does not stop the server.
 func TestDecoderPanic(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, envOptions{})
 	// The request below is sent after this write, over a channel the
 	// server's goroutine receives from: no race.
@@ -805,6 +814,7 @@ func TestDecoderPanic(t *testing.T) {
 // TestDispatcherClosed checks that a POST after the dispatcher has shut down
 // is answered 503 with Retry-After, and queues nothing.
 func TestDispatcherClosed(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, envOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -838,6 +848,7 @@ func handleDirect(srv *Server, method, uri string) *fasthttp.RequestCtx {
 // TestReadinessAfterShutdown checks that after Shutdown /readyz answers 503
 // and /healthz still 200, and that Shutdown may be called again.
 func TestReadinessAfterShutdown(t *testing.T) {
+	t.Parallel()
 	env := startEnv(t, envOptions{})
 	if env.srv.draining.Load() {
 		t.Fatalf("draining set before Shutdown")
@@ -874,6 +885,7 @@ func TestReadinessAfterShutdown(t *testing.T) {
 // server reports not ready meanwhile, and that the request is still answered
 // 202 and its parcels stored before Shutdown returns.
 func TestShutdownWaitsForRequestInFlight(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	releaseOnce := sync.OnceFunc(func() { close(release) })
 	env := startEnv(t, envOptions{maxQueue: 9, maxWorkers: 1, release: release})
@@ -952,6 +964,7 @@ func (onlyTimeout) Timeout() bool { return true }
 // TestShutdownBeforeServe: a Serve that starts after Shutdown must return at
 // once instead of serving forever.
 func TestShutdownBeforeServe(t *testing.T) {
+	t.Parallel()
 	srv, err := New(Config{MaxBodyBytes: testMaxBody}, queueFunc(func(time.Time, *ingest.Batch) error { return nil }))
 	if err != nil {
 		t.Fatalf("New: %v", err)
