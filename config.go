@@ -13,6 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/server"
+	"github.com/fastingest/fastingest/sink"
+	"github.com/fastingest/fastingest/sink/filesink"
 	"github.com/fastingest/fastingest/sink/natssink"
 )
 
@@ -29,12 +33,12 @@ type config struct {
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration // 0: close the listener at once
 
-	Ack        string // enqueued or persisted
+	Ack        server.Ack
 	AckTimeout time.Duration
 
 	DataDir       string
 	SegmentBytes  int64
-	SegmentAge    time.Duration
+	SegmentAge    time.Duration // 0: no age limit
 	RetainBytes   int64
 	FsyncInterval time.Duration // 0: fsync after every write
 
@@ -58,149 +62,256 @@ type config struct {
 	TLSKey        string
 }
 
+// The defaults of the settings that main uses itself; every other default
+// belongs to the package that uses the setting (ingest, server, filesink,
+// natssink), which also owns its check.
+const (
+	defaultAddr            = ":8080"
+	defaultSink            = "file"
+	defaultSimLatency      = "5ms-55ms" // the reference design's simulated store
+	defaultLogLevel        = "info"
+	defaultShutdownTimeout = 30 * time.Second
+	defaultDrainDelay      = 0
+)
+
 // option is one setting: an environment variable, the flag that overrides
 // it, its default, and how to parse it into a config.
 type option struct {
-	env, flag, def, usage string
-	// accepts says what values are valid, for error messages.
+	env, flag string
+	// typ names the kind of value for -h: int, size, duration, ...
+	typ string
+	// def is the default as it would be written in the environment; ""
+	// for none.
+	def   string
+	usage string
+	// accepts says what values are valid, for -h and error messages.
 	accepts string
-	parse   func(c *config, v string) bool
+	// parse sets the setting in c from v. It returns errInvalid, or an
+	// error saying more than accepts does (which never quotes a secret).
+	parse func(c *config, v string) error
+	// redact, when set, returns what of a value may be shown in an error
+	// message: a secret's value never is.
+	redact func(v string) string
 }
 
+// errInvalid is an option's parse error that says nothing beyond what the
+// option accepts.
+var errInvalid = errors.New("invalid value")
+
+// options lists every setting, in the order -h and the README show them.
 var options = []option{
-	{"ADDR", "addr", ":8080", "address to listen on", "host:port with a numeric port 0-65535, e.g. :8080 or 127.0.0.1:0",
-		func(c *config, v string) bool {
-			c.Addr = v
+	{"ADDR", "addr", "host:port", defaultAddr, "address to listen on; port 0 picks a free one",
+		"host:port with a numeric port 0-65535, e.g. :8080 or 127.0.0.1:0",
+		func(c *config, v string) error {
 			_, port, err := net.SplitHostPort(v)
 			p, perr := strconv.Atoi(port)
-			return err == nil && perr == nil && p >= 0 && p <= 65535
-		}},
-	{"MAX_WORKERS", "max-workers", "1000", "number of workers storing tasks concurrently", "an integer from 1 to 1000000",
-		func(c *config, v string) bool { return parseInt(v, 1, 1_000_000, &c.MaxWorkers) }},
-	{"MAX_QUEUE", "max-queue", "10000", "capacity of the global task queue, in parcels", "an integer from 1 to 10000000",
-		func(c *config, v string) bool { return parseInt(v, 1, 10_000_000, &c.MaxQueue) }},
-	{"MAX_QUEUE_BYTES", "max-queue-bytes", "256MiB", "most body bytes the queued requests may hold, from their reservation before the body is copied until every parcel is stored; at least MAX_BODY_BYTES", "a size from 1KiB to 1TiB: bytes, or with a KiB, MiB, GiB or TiB suffix",
-		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<40, &c.MaxQueueBytes) }},
-	{"SINK", "sink", "file", "where tasks go: file (NDJSON segments in DATA_DIR), nats (a JetStream stream), sim (simulated store, random latency) or null (discard)", "file, nats, sim or null",
-		func(c *config, v string) bool {
-			c.Sink = strings.ToLower(v)
-			return c.Sink == "file" || c.Sink == "nats" || c.Sink == "sim" || c.Sink == "null"
-		}},
-	{"ACK", "ack", "enqueued", "when a request is answered 202: enqueued (its parcels are queued) or persisted (its parcels are stored: fsynced, or acknowledged by JetStream)", "enqueued or persisted",
-		func(c *config, v string) bool {
-			c.Ack = strings.ToLower(v)
-			return c.Ack == "enqueued" || c.Ack == "persisted"
-		}},
-	{"ACK_TIMEOUT", "ack-timeout", "10s", "with ACK=persisted, longest wait for a request's parcels to be stored before answering 503", "a positive duration, e.g. 10s",
-		func(c *config, v string) bool { return parsePositiveDuration(v, &c.AckTimeout) }},
-	{"DATA_DIR", "data-dir", "./data", "directory of the file sink's segments; created if missing", "a directory path",
-		func(c *config, v string) bool { c.DataDir = v; return v != "" }},
-	{"SEGMENT_BYTES", "segment-bytes", "128MiB", "file sink: a segment is closed and a new one started past this size", "a size from 1KiB to 1TiB: bytes, or with a KiB, MiB, GiB or TiB suffix",
-		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<40, &c.SegmentBytes) }},
-	{"SEGMENT_AGE", "segment-age", "1h", "file sink: a segment is closed and a new one started this long after it was opened; 0 disables", "a duration of 0 or more, e.g. 1h",
-		func(c *config, v string) bool {
-			d, err := time.ParseDuration(v)
-			c.SegmentAge = d
-			return err == nil && d >= 0
-		}},
-	{"RETAIN_BYTES", "retain-bytes", "1GiB", "file sink: the oldest closed segments are deleted while all segments together exceed this size", "a size from 1KiB to 1PiB: bytes, or with a KiB, MiB, GiB, TiB or PiB suffix",
-		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<50, &c.RetainBytes) }},
-	{"FSYNC_INTERVAL", "fsync-interval", "1s", "file sink: longest time a written parcel may stay unsynced; 0 fsyncs after every write", "a duration of 0 or more, e.g. 1s",
-		func(c *config, v string) bool {
-			d, err := time.ParseDuration(v)
-			c.FsyncInterval = d
-			return err == nil && d >= 0
-		}},
-	{"NATS_URL", "nats-url", "nats://127.0.0.1:4222", "nats sink: server URLs, comma-separated", "nats:// URLs, comma-separated",
-		func(c *config, v string) bool {
-			c.NATSURL = v
-			for _, u := range strings.Split(v, ",") {
-				if strings.TrimSpace(u) == "" {
-					return false
-				}
+			if err != nil || perr != nil || p < 0 || p > 65535 {
+				return errInvalid
 			}
-			return true
-		}},
-	{"NATS_SUBJECT", "nats-subject", "fastingest.parcels", "nats sink: subject parcels are published to", "a subject without spaces or wildcards",
-		func(c *config, v string) bool {
-			c.NATSSubject = v
-			return v != "" && !strings.ContainsAny(v, " \t*>")
-		}},
-	{"NATS_STREAM", "nats-stream", "FASTINGEST", "nats sink: JetStream stream holding the subject; created if missing", "a stream name without spaces, dots or wildcards",
-		func(c *config, v string) bool {
-			c.NATSStream = v
-			return v != "" && !strings.ContainsAny(v, " \t.*>/\\")
-		}},
-	{"NATS_REPLICAS", "nats-replicas", "1", "nats sink: replicas of a stream it creates", "an integer from 1 to 5",
-		func(c *config, v string) bool { return parseInt(v, 1, 5, &c.NATSReplicas) }},
-	{"ENQUEUE_TIMEOUT", "enqueue-timeout", "5s", "longest a request waits for queue room, body bytes and places together, before 503; 0 waits indefinitely", "a duration of 0 or more, e.g. 5s",
-		func(c *config, v string) bool { return parseDuration(v, &c.EnqueueTimeout) }},
-	{"READY_MAX_QUEUE_WAIT", "ready-max-queue-wait", "1s", "/readyz answers 503 while requests recently waited longer than this for queue room; 0 disables", "a duration of 0 or more, e.g. 1s",
-		func(c *config, v string) bool { return parseDuration(v, &c.ReadyMaxQueueWait) }},
-	{"MAX_CONNS", "max-conns", "16384", "most connections served at once; more get 503", "an integer from 1 to 1000000",
-		func(c *config, v string) bool { return parseInt(v, 1, 1_000_000, &c.MaxConns) }},
-	{"READ_TIMEOUT", "read-timeout", "30s", "longest time to read one whole request, body included", "a positive duration, e.g. 30s",
-		func(c *config, v string) bool { return parsePositiveDuration(v, &c.ReadTimeout) }},
-	{"WRITE_TIMEOUT", "write-timeout", "30s", "longest time to write one response", "a positive duration, e.g. 30s",
-		func(c *config, v string) bool { return parsePositiveDuration(v, &c.WriteTimeout) }},
-	{"IDLE_TIMEOUT", "idle-timeout", "90s", "longest a keep-alive connection may wait for its next request", "a positive duration, e.g. 90s",
-		func(c *config, v string) bool { return parsePositiveDuration(v, &c.IdleTimeout) }},
-	{"MAX_HEADER_BYTES", "max-header-bytes", "8KiB", "largest request line and headers; larger get 431", "a size from 1KiB to 1MiB: bytes, or with a KiB or MiB suffix",
-		func(c *config, v string) bool { return parseSize(v, 1<<10, 1<<20, &c.MaxHeaderBytes) }},
-	{"AUTH_TOKEN", "auth-token", "", "bearer token POST / (and /metrics, unless METRICS_PUBLIC=1) requires (Authorization: Bearer TOKEN); empty: no authentication", "a token of visible ASCII characters",
-		func(c *config, v string) bool { c.AuthToken = v; return validToken(v) }},
-	{"AUTH_TOKEN_FILE", "auth-token-file", "", "file holding the bearer token (instead of AUTH_TOKEN, which it may not be combined with)", "a readable file path",
-		func(c *config, v string) bool { c.AuthTokenFile = v; return true }},
-	{"METRICS_PUBLIC", "metrics-public", "0", "1: /metrics needs no token even when AUTH_TOKEN is set", "0 or 1",
-		func(c *config, v string) bool { c.MetricsPublic = v == "1"; return v == "0" || v == "1" }},
-	{"TLS_CERT", "tls-cert", "", "PEM certificate (chain) file: serve HTTPS; needs TLS_KEY", "a readable file path",
-		func(c *config, v string) bool { c.TLSCert = v; return true }},
-	{"TLS_KEY", "tls-key", "", "PEM private key file for TLS_CERT", "a readable file path",
-		func(c *config, v string) bool { c.TLSKey = v; return true }},
-	{"SIM_LATENCY", "sim-latency", "5ms-55ms", "latency range of the sim sink, uniform", "a duration or a range min-max with min <= max, e.g. 5ms-55ms or 10ms",
-		func(c *config, v string) bool {
+			c.Addr = v
+			return nil
+		}, nil},
+	{"MAX_WORKERS", "max-workers", "int", strconv.Itoa(ingest.DefaultMaxWorkers),
+		"number of workers storing tasks concurrently", intRange(1, ingest.MaxWorkersLimit),
+		func(c *config, v string) error { return parseInt(v, ingest.ValidateMaxWorkers, &c.MaxWorkers) }, nil},
+	{"MAX_QUEUE", "max-queue", "int", strconv.Itoa(ingest.DefaultMaxQueue),
+		"capacity of the global task queue, in parcels", intRange(1, ingest.MaxQueueLimit),
+		func(c *config, v string) error { return parseInt(v, ingest.ValidateMaxQueue, &c.MaxQueue) }, nil},
+	{"MAX_QUEUE_BYTES", "max-queue-bytes", "size", formatSize(ingest.DefaultMaxQueueBytes),
+		"most body bytes the queued requests may hold, from their reservation before the body is copied until every parcel is stored; at least MAX_BODY_BYTES",
+		sizeRange(ingest.MinMaxQueueBytes, ingest.MaxQueueBytesLimit),
+		func(c *config, v string) error { return parseSize(v, ingest.ValidateMaxQueueBytes, &c.MaxQueueBytes) }, nil},
+	{"SINK", "sink", "name", defaultSink,
+		"where tasks go: file (NDJSON segments in DATA_DIR), nats (a JetStream stream), sim (simulated store, random latency) or null (discard)",
+		"file, nats, sim or null",
+		func(c *config, v string) error {
+			switch v = strings.ToLower(v); v {
+			case "file", "nats", "sim", "null":
+				c.Sink = v
+				return nil
+			}
+			return errInvalid
+		}, nil},
+	{"ACK", "ack", "mode", server.AckEnqueued.String(),
+		"when a request is answered 202: enqueued (its parcels are queued) or persisted (its parcels are stored: fsynced, or acknowledged by JetStream)",
+		"enqueued or persisted",
+		func(c *config, v string) error {
+			a, err := server.ParseAck(v)
+			if err != nil {
+				return errInvalid
+			}
+			c.Ack = a
+			return nil
+		}, nil},
+	{"ACK_TIMEOUT", "ack-timeout", "duration", formatDuration(server.DefaultAckTimeout),
+		"with ACK=persisted, longest wait for a request's parcels to be stored before answering 503",
+		positiveDuration(server.DefaultAckTimeout),
+		func(c *config, v string) error { return parseDuration(v, server.ValidateTimeout, &c.AckTimeout) }, nil},
+	{"DATA_DIR", "data-dir", "path", filesink.DefaultDir, "directory of the file sink's segments; created if missing",
+		"a directory path",
+		func(c *config, v string) error { return parseString(v, filesink.ValidateDir, &c.DataDir) }, nil},
+	{"SEGMENT_BYTES", "segment-bytes", "size", formatSize(filesink.DefaultSegmentBytes),
+		"file sink: a segment is closed and a new one started past this size",
+		sizeRange(filesink.MinSegmentBytes, filesink.SegmentBytesLimit),
+		func(c *config, v string) error { return parseSize(v, filesink.ValidateSegmentBytes, &c.SegmentBytes) }, nil},
+	{"SEGMENT_AGE", "segment-age", "duration", formatDuration(filesink.DefaultSegmentAge),
+		"file sink: a segment is closed and a new one started this long after it was opened; 0 disables",
+		durationFromZero(filesink.DefaultSegmentAge),
+		func(c *config, v string) error { return parseDuration(v, filesink.ValidateSegmentAge, &c.SegmentAge) }, nil},
+	{"RETAIN_BYTES", "retain-bytes", "size", formatSize(filesink.DefaultRetainBytes),
+		"file sink: the oldest closed segments are deleted while all segments together exceed this size",
+		sizeRange(filesink.MinRetainBytes, filesink.RetainBytesLimit),
+		func(c *config, v string) error { return parseSize(v, filesink.ValidateRetainBytes, &c.RetainBytes) }, nil},
+	{"FSYNC_INTERVAL", "fsync-interval", "duration", formatDuration(filesink.DefaultFsyncInterval),
+		"file sink: longest time a written parcel may stay unsynced; 0 fsyncs after every write",
+		durationFromZero(filesink.DefaultFsyncInterval),
+		func(c *config, v string) error {
+			return parseDuration(v, filesink.ValidateFsyncInterval, &c.FsyncInterval)
+		}, nil},
+	{"NATS_URL", "nats-url", "urls", natssink.DefaultURL, "nats sink: server URLs, comma-separated",
+		"nats://, tls://, ws:// or wss:// URLs with a host, comma-separated (no scheme: nats://)",
+		func(c *config, v string) error { return parseString(v, natssink.ValidateURLs, &c.NATSURL) },
+		natssink.RedactURLs},
+	{"NATS_SUBJECT", "nats-subject", "subject", natssink.DefaultSubject, "nats sink: subject parcels are published to",
+		"a literal subject: dot-separated tokens, none empty, without wildcards (*, >) or whitespace",
+		func(c *config, v string) error { return parseString(v, natssink.ValidateSubject, &c.NATSSubject) }, nil},
+	{"NATS_STREAM", "nats-stream", "name", natssink.DefaultStream,
+		"nats sink: JetStream stream holding the subject; created if missing",
+		"a stream name without whitespace, dots, slashes or wildcards",
+		func(c *config, v string) error { return parseString(v, natssink.ValidateStream, &c.NATSStream) }, nil},
+	{"NATS_REPLICAS", "nats-replicas", "int", strconv.Itoa(natssink.DefaultReplicas),
+		"nats sink: replicas of a stream it creates", intRange(1, natssink.MaxReplicas),
+		func(c *config, v string) error { return parseInt(v, natssink.ValidateReplicas, &c.NATSReplicas) }, nil},
+	{"ENQUEUE_TIMEOUT", "enqueue-timeout", "duration", formatDuration(ingest.DefaultEnqueueTimeout),
+		"longest a request waits for queue room, body bytes and places together, before 503; 0 waits indefinitely",
+		durationFromZero(ingest.DefaultEnqueueTimeout),
+		func(c *config, v string) error {
+			return parseDuration(v, ingest.ValidateEnqueueTimeout, &c.EnqueueTimeout)
+		}, nil},
+	{"READY_MAX_QUEUE_WAIT", "ready-max-queue-wait", "duration", formatDuration(server.DefaultReadyMaxQueueWait),
+		"/readyz answers 503 while requests recently waited longer than this for queue room; 0 disables",
+		durationFromZero(server.DefaultReadyMaxQueueWait),
+		func(c *config, v string) error {
+			return parseDuration(v, server.ValidateReadyMaxQueueWait, &c.ReadyMaxQueueWait)
+		}, nil},
+	{"MAX_CONNS", "max-conns", "int", strconv.Itoa(server.DefaultMaxConns),
+		"most connections served at once; more get 503. Lowered at startup to fit the open-file limit",
+		intRange(1, server.MaxConnsLimit),
+		func(c *config, v string) error { return parseInt(v, server.ValidateMaxConns, &c.MaxConns) }, nil},
+	{"READ_TIMEOUT", "read-timeout", "duration", formatDuration(server.DefaultReadTimeout),
+		"longest time to read one whole request, body included", positiveDuration(server.DefaultReadTimeout),
+		func(c *config, v string) error { return parseDuration(v, server.ValidateTimeout, &c.ReadTimeout) }, nil},
+	{"WRITE_TIMEOUT", "write-timeout", "duration", formatDuration(server.DefaultWriteTimeout),
+		"longest time to write one response", positiveDuration(server.DefaultWriteTimeout),
+		func(c *config, v string) error { return parseDuration(v, server.ValidateTimeout, &c.WriteTimeout) }, nil},
+	{"IDLE_TIMEOUT", "idle-timeout", "duration", formatDuration(server.DefaultIdleTimeout),
+		"longest a keep-alive connection may wait for its next request", positiveDuration(server.DefaultIdleTimeout),
+		func(c *config, v string) error { return parseDuration(v, server.ValidateTimeout, &c.IdleTimeout) }, nil},
+	{"MAX_HEADER_BYTES", "max-header-bytes", "size", formatSize(server.DefaultMaxHeaderBytes),
+		"largest request line and headers; larger get 431",
+		sizeRange(server.MinMaxHeaderBytes, server.MaxHeaderBytesLimit),
+		func(c *config, v string) error {
+			return parseSize(v, func(n int64) error { return server.ValidateMaxHeaderBytes(int(n)) }, &c.MaxHeaderBytes)
+		}, nil},
+	{"AUTH_TOKEN", "auth-token", "token", "",
+		"bearer token POST / (and /metrics, unless METRICS_PUBLIC=1) requires (Authorization: Bearer TOKEN); empty: no authentication",
+		"a token of visible ASCII characters, without spaces",
+		func(c *config, v string) error {
+			if server.ValidateAuthToken(v) != nil {
+				return errInvalid // the validator's message is the accepts text
+			}
+			c.AuthToken = v
+			return nil
+		},
+		func(string) string { return "<redacted>" }}, // a secret stays out of logs, even a bad one
+	{"AUTH_TOKEN_FILE", "auth-token-file", "path", "",
+		"file holding the bearer token (instead of AUTH_TOKEN, which it may not be combined with)",
+		"a readable file path",
+		func(c *config, v string) error { c.AuthTokenFile = v; return nil }, nil},
+	{"METRICS_PUBLIC", "metrics-public", "0|1", "0", "1: /metrics needs no token even when AUTH_TOKEN is set",
+		"0 or 1",
+		func(c *config, v string) error {
+			if v != "0" && v != "1" {
+				return errInvalid
+			}
+			c.MetricsPublic = v == "1"
+			return nil
+		}, nil},
+	{"TLS_CERT", "tls-cert", "path", "", "PEM certificate (chain) file: serve HTTPS; needs TLS_KEY",
+		"a readable file path",
+		func(c *config, v string) error { c.TLSCert = v; return nil }, nil},
+	{"TLS_KEY", "tls-key", "path", "", "PEM private key file for TLS_CERT", "a readable file path",
+		func(c *config, v string) error { c.TLSKey = v; return nil }, nil},
+	{"SIM_LATENCY", "sim-latency", "range", defaultSimLatency, "latency range of the sim sink, uniform",
+		"a duration or a range min-max with min <= max, e.g. 5ms-55ms or 10ms",
+		func(c *config, v string) error {
 			lo, hi, isRange := strings.Cut(v, "-")
 			if !isRange {
 				hi = lo
 			}
-			var err1, err2 error
-			c.SimMin, err1 = time.ParseDuration(strings.TrimSpace(lo))
-			c.SimMax, err2 = time.ParseDuration(strings.TrimSpace(hi))
-			return err1 == nil && err2 == nil && c.SimMin >= 0 && c.SimMin <= c.SimMax
-		}},
-	{"MAX_BODY_BYTES", "max-body-bytes", "1MiB", "largest request body accepted; larger ones get 413", "a size from 1 byte to 1GiB: bytes, or with a KiB, MiB, GiB or TiB suffix",
-		func(c *config, v string) bool {
+			from, err1 := time.ParseDuration(strings.TrimSpace(lo))
+			to, err2 := time.ParseDuration(strings.TrimSpace(hi))
+			if err1 != nil || err2 != nil {
+				return errInvalid
+			}
+			if _, err := sink.NewSim(from, to); err != nil { // the sink's own check
+				return errInvalid
+			}
+			c.SimMin, c.SimMax = from, to
+			return nil
+		}, nil},
+	{"MAX_BODY_BYTES", "max-body-bytes", "size", formatSize(server.DefaultMaxBodyBytes),
+		"largest request body accepted, also once decompressed; larger ones get 413",
+		sizeRange(1, server.MaxBodyBytesLimit),
+		func(c *config, v string) error {
 			var n int64
-			ok := parseSize(v, 1, 1<<30, &n)
+			if err := parseSize(v, func(n int64) error { return server.ValidateMaxBodyBytes(int(n)) }, &n); err != nil {
+				return err
+			}
 			c.MaxBodyBytes = int(n)
-			return ok
-		}},
-	{"LOG_LEVEL", "log-level", "info", "log level; debug logs every parcel", "debug, info, warn or error",
-		func(c *config, v string) bool {
+			return nil
+		}, nil},
+	{"LOG_LEVEL", "log-level", "level", defaultLogLevel, "log level; debug logs every parcel",
+		"debug, info, warn or error",
+		func(c *config, v string) error {
 			switch strings.ToLower(v) {
 			case "debug", "info", "warn", "error":
-				return c.LogLevel.UnmarshalText([]byte(v)) == nil
+				if c.LogLevel.UnmarshalText([]byte(v)) == nil {
+					return nil
+				}
 			}
-			return false
-		}},
-	{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "longest wait, after SIGINT or SIGTERM (and DRAIN_DELAY), for requests to finish and the queue to drain", "a positive duration, e.g. 30s",
-		func(c *config, v string) bool { return parsePositiveDuration(v, &c.ShutdownTimeout) }},
-	{"DRAIN_DELAY", "drain-delay", "0s", "after SIGINT or SIGTERM, how long to keep serving with /readyz answering 503, so that load balancers stop sending traffic before the listener closes", "a duration of 0 or more, e.g. 20s",
-		func(c *config, v string) bool { return parseDuration(v, &c.DrainDelay) }},
+			return errInvalid
+		}, nil},
+	{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "duration", formatDuration(defaultShutdownTimeout),
+		"longest wait, after SIGINT or SIGTERM (and DRAIN_DELAY), for requests to finish and the queue to drain",
+		positiveDuration(defaultShutdownTimeout),
+		func(c *config, v string) error { return parseDuration(v, validatePositive, &c.ShutdownTimeout) }, nil},
+	{"DRAIN_DELAY", "drain-delay", "duration", formatDuration(defaultDrainDelay),
+		"after SIGINT or SIGTERM, how long to keep serving with /readyz answering 503, so that load balancers stop sending traffic before the listener closes",
+		durationFromZero(20 * time.Second),
+		func(c *config, v string) error { return parseDuration(v, validateNotNegative, &c.DrainDelay) }, nil},
 }
 
 // configError is a setting with a value fastingest cannot use.
 type configError struct {
 	name, value, accepts string
+	// reason, when not empty, says what is wrong beyond what accepts says.
+	reason string
 }
 
 func (e *configError) Error() string {
+	if e.reason != "" {
+		return fmt.Sprintf("invalid %s %q: %s; want %s", e.name, e.value, e.reason, e.accepts)
+	}
 	return fmt.Sprintf("invalid %s %q: want %s", e.name, e.value, e.accepts)
 }
 
+// errVersion is loadConfig's answer to -version, once it has printed it.
+var errVersion = errors.New("version printed")
+
 // loadConfig reads every option from its flag, else its environment
-// variable, else its default. -h prints the options and returns
-// flag.ErrHelp.
+// variable, else its default. -h prints the options to out and returns
+// flag.ErrHelp; -version prints the version to out and returns errVersion.
 func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (config, error) {
 	fs := flag.NewFlagSet("fastingest", flag.ContinueOnError)
 	// The flag package would print a parse error and the whole usage;
@@ -209,21 +320,31 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.Usage = func() {}
 	flagValues := make([]*string, len(options))
 	for i, o := range options {
-		flagValues[i] = fs.String(o.flag, o.def, o.usage+" (env "+o.env+")")
+		flagValues[i] = fs.String(o.flag, o.def, o.usage)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(out, "Usage: fastingest [flags]\n\nfastingest accepts batches of parcels on POST / and stores them in a sink.\n"+
-				"Every flag has an environment variable; the flag wins when both are set.\n\n")
-			fs.SetOutput(out)
-			fs.PrintDefaults()
-			return config{}, err
-		}
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		printHelp(out, fs, flagValues, lookupEnv)
+		return config{}, err
+	}
+	if err != nil {
 		return config{}, fmt.Errorf("%w (fastingest -h lists the flags)", err)
+	}
+	if *showVersion {
+		fmt.Fprintln(out, readBuildInfo())
+		return config{}, errVersion
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q: fastingest takes flags only (see -h)", fs.Arg(0))
 	}
+	return parseOptions(fs, flagValues, lookupEnv)
+}
+
+// parseOptions parses every option from the flags set in fs (their values in
+// flagValues, in the order of options), else the environment, else its
+// default, and checks the settings against each other.
+func parseOptions(fs *flag.FlagSet, flagValues []*string, lookupEnv func(string) (string, bool)) (config, error) {
 	fromFlag := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { fromFlag[f.Name] = true })
 
@@ -236,11 +357,15 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		if fromFlag[o.flag] {
 			name, value = "-"+o.flag, *flagValues[i]
 		}
-		if !o.parse(&c, value) {
-			if o.env == "AUTH_TOKEN" {
-				value = "<redacted>" // a secret stays out of logs, even a bad one
+		if err := o.parse(&c, value); err != nil {
+			ce := &configError{name: name, value: value, accepts: o.accepts}
+			if err != errInvalid {
+				ce.reason = err.Error()
 			}
-			return config{}, &configError{name: name, value: value, accepts: o.accepts}
+			if o.redact != nil {
+				ce.value = o.redact(value)
+			}
+			return config{}, ce
 		}
 	}
 	if c.MaxQueueBytes < int64(c.MaxBodyBytes) {
@@ -249,6 +374,59 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Wri
 			accepts: "at least MAX_BODY_BYTES (" + strconv.Itoa(c.MaxBodyBytes) + "): raise it, or lower MAX_BODY_BYTES"}
 	}
 	return c, nil
+}
+
+// printHelp writes -h's text to out: every option with its type, variable,
+// default and what it accepts, then the memory bound of the settings given
+// so far (or of the defaults, when those are invalid).
+func printHelp(out io.Writer, fs *flag.FlagSet, flagValues []*string, lookupEnv func(string) (string, bool)) {
+	var b strings.Builder
+	b.WriteString("Usage: fastingest [flags]\n\n" +
+		"fastingest accepts batches of parcels on POST / and stores them in a sink.\n" +
+		"Every flag has an environment variable; the flag wins when both are set, and an empty variable counts as\n" +
+		"unset. Sizes are bytes or a number with a KiB, MiB, GiB, TiB or PiB suffix; durations are Go durations\n" +
+		"(500ms, 10s, 1h). An invalid value exits 2.\n\n")
+	for _, o := range options {
+		fmt.Fprintf(&b, "  -%s %s (env %s", o.flag, o.typ, o.env)
+		if o.def != "" {
+			fmt.Fprintf(&b, ", default %s", o.def)
+		}
+		b.WriteString(")\n")
+		writeWrapped(&b, o.usage)
+		writeWrapped(&b, "accepts "+o.accepts)
+	}
+	b.WriteString("  -version\n")
+	writeWrapped(&b, "print the version and exit")
+	b.WriteString("  -h, -help\n")
+	writeWrapped(&b, "print this help and exit")
+
+	c, err := parseOptions(fs, flagValues, lookupEnv)
+	which := "the settings given"
+	if err != nil {
+		c, _ = parseOptions(flag.NewFlagSet("", flag.ContinueOnError), flagValues, func(string) (string, bool) { return "", false })
+		which = "the defaults (the settings given are invalid: " + err.Error() + ")"
+	}
+	b.WriteString("\nMemory bound (docs/security.md#memory), before MAX_CONNS is fitted to the open-file limit:\n")
+	writeWrapped(&b, memoryFormula())
+	writeWrapped(&b, "= "+formatMiB(c.memoryBound().Total())+" for "+which+".")
+	_, _ = io.WriteString(out, b.String())
+}
+
+// writeWrapped writes text indented under a flag, wrapped at 100 columns.
+func writeWrapped(b *strings.Builder, text string) {
+	const indent, width = "      ", 100
+	line := indent
+	for _, w := range strings.Fields(text) {
+		if len(line) > len(indent) && len(line)+1+len(w) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += w
+	}
+	b.WriteString(line + "\n")
 }
 
 // logAttrs describes the configuration for the startup log line.
@@ -260,8 +438,8 @@ func (c config) logAttrs() []any {
 		"max_conns", c.MaxConns, "read_timeout", c.ReadTimeout.String(), "write_timeout", c.WriteTimeout.String(),
 		"idle_timeout", c.IdleTimeout.String(), "max_header_bytes", c.MaxHeaderBytes,
 		"auth", c.AuthToken != "" || c.AuthTokenFile != "", "metrics_public", c.MetricsPublic, "tls", c.TLSCert != "")
-	attrs = append(attrs, "ack", c.Ack)
-	if c.Ack == "persisted" {
+	attrs = append(attrs, "ack", c.Ack.String())
+	if c.Ack == server.AckPersisted {
 		attrs = append(attrs, "ack_timeout", c.AckTimeout.String())
 	}
 	switch c.Sink {
@@ -278,55 +456,135 @@ func (c config) logAttrs() []any {
 	return attrs
 }
 
-func parseInt(v string, min, max int, dst *int) bool {
+// parseInt reads an integer and checks it with validate, whose message the
+// option's accepts text already says (both come from the same limits).
+func parseInt(v string, validate func(int) error, dst *int) error {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
-	*dst = n
-	return err == nil && n >= min && n <= max
-}
-
-func parseDuration(v string, dst *time.Duration) bool {
-	d, err := time.ParseDuration(v)
-	*dst = d
-	return err == nil && d >= 0
-}
-
-// validToken reports whether a bearer token can travel in an HTTP header
-// as it is: visible ASCII, no spaces (RFC 6750's b64token is stricter).
-func validToken(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if v[i] <= ' ' || v[i] > '~' {
-			return false
-		}
+	if err != nil || validate(n) != nil {
+		return errInvalid
 	}
-	return true
+	*dst = n
+	return nil
 }
 
-func parsePositiveDuration(v string, dst *time.Duration) bool {
-	d, err := time.ParseDuration(v)
+// parseDuration reads a Go duration and checks it with validate.
+func parseDuration(v string, validate func(time.Duration) error, dst *time.Duration) error {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || validate(d) != nil {
+		return errInvalid
+	}
 	*dst = d
-	return err == nil && d > 0
+	return nil
 }
 
-// parseSize reads a byte count such as 1048576, 512KiB or 1MiB, from min to
-// max bytes.
-func parseSize(v string, min, max int64, dst *int64) bool {
+// parseString checks a value with validate, whose error says what is wrong
+// with it.
+func parseString(v string, validate func(string) error, dst *string) error {
+	if err := validate(v); err != nil {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
+// sizeUnits are the suffixes parseSize reads, smallest first.
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"PiB", 1 << 50}}
+
+// parseSize reads a byte count such as 1048576, 512KiB or 1MiB, and checks
+// it with validate.
+func parseSize(v string, validate func(int64) error, dst *int64) error {
 	v = strings.TrimSpace(v)
 	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"PiB", 1 << 50}} {
+	for _, u := range sizeUnits {
 		if s, ok := strings.CutSuffix(v, u.suffix); ok {
 			v, mult = strings.TrimSpace(s), u.mult
 			break
 		}
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 1 || n > max/mult || n*mult < min {
-		return false
+	if err != nil || n < 1 || n > (1<<62)/mult || validate(n*mult) != nil {
+		return errInvalid
 	}
 	*dst = n * mult
-	return true
+	return nil
+}
+
+// formatSize writes a byte count in the largest unit that divides it, as
+// the settings are written: 256MiB, 8KiB, 1000.
+func formatSize(n int64) string {
+	for i := len(sizeUnits) - 1; i >= 0; i-- {
+		if u := sizeUnits[i]; n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// formatDuration writes a duration in the largest unit that divides it, as
+// the settings are written: 1h and 90s rather than time.Duration's 1h0m0s
+// and 1m30s.
+func formatDuration(d time.Duration) string {
+	if d == 0 {
+		return "0s"
+	}
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}, {"µs", time.Microsecond}} {
+		if d%u.unit == 0 {
+			return strconv.FormatInt(int64(d/u.unit), 10) + u.suffix
+		}
+	}
+	return d.String()
+}
+
+func intRange(min, max int) string {
+	return "an integer from " + strconv.Itoa(min) + " to " + strconv.Itoa(max)
+}
+
+// sizeRange describes the sizes from min to max bytes, naming the suffixes
+// up to max's.
+func sizeRange(min, max int64) string {
+	lo := formatSize(min)
+	if min == 1 {
+		lo = "1 byte"
+	}
+	var suffixes []string
+	for _, u := range sizeUnits {
+		if u.mult <= max {
+			suffixes = append(suffixes, u.suffix)
+		}
+	}
+	list := suffixes[0]
+	if n := len(suffixes); n > 1 {
+		list = strings.Join(suffixes[:n-1], ", ") + " or " + suffixes[n-1]
+	}
+	return "a size from " + lo + " to " + formatSize(max) + ": bytes, or with a " + list + " suffix"
+}
+
+func positiveDuration(example time.Duration) string {
+	return "a positive duration, e.g. " + formatDuration(example)
+}
+
+func durationFromZero(example time.Duration) string {
+	return "a duration of 0 or more, e.g. " + formatDuration(example)
+}
+
+func validatePositive(d time.Duration) error {
+	if d <= 0 {
+		return errInvalid
+	}
+	return nil
+}
+
+func validateNotNegative(d time.Duration) error {
+	if d < 0 {
+		return errInvalid
+	}
+	return nil
 }
 
 // loadSecrets reads the files the configuration names: the bearer token of
@@ -343,8 +601,8 @@ func (c *config) loadSecrets() (*tls.Config, error) {
 			return nil, fmt.Errorf("invalid AUTH_TOKEN_FILE: %w", err)
 		}
 		c.AuthToken = strings.TrimRight(string(b), "\r\n")
-		if c.AuthToken == "" || !validToken(c.AuthToken) {
-			return nil, fmt.Errorf("invalid AUTH_TOKEN_FILE %q: want one token of visible ASCII characters", c.AuthTokenFile)
+		if c.AuthToken == "" || server.ValidateAuthToken(c.AuthToken) != nil {
+			return nil, fmt.Errorf("invalid AUTH_TOKEN_FILE %q: want one token of visible ASCII characters, without spaces", c.AuthTokenFile)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastingest/fastingest/server"
 )
 
 // envMap is a lookupEnv backed by a map, so that tests never touch the
@@ -33,7 +35,7 @@ func defaultConfig() config {
 		MaxBodyBytes:    1 << 20,
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 30 * time.Second,
-		Ack:             "enqueued",
+		Ack:             server.AckEnqueued,
 		AckTimeout:      10 * time.Second,
 		DataDir:         "./data",
 		SegmentBytes:    128 << 20,
@@ -127,8 +129,8 @@ func TestLoadConfigFromEnv(t *testing.T) {
 			}},
 		{map[string]string{"SINK": "file"}, func(c *config) { c.Sink = "file" }},
 		{map[string]string{"SINK": "nats"}, func(c *config) { c.Sink = "nats" }},
-		{map[string]string{"ACK": "persisted"}, func(c *config) { c.Ack = "persisted" }},
-		{map[string]string{"ACK": "Enqueued"}, func(c *config) { c.Ack = "enqueued" }},
+		{map[string]string{"ACK": "persisted"}, func(c *config) { c.Ack = server.AckPersisted }},
+		{map[string]string{"ACK": "Enqueued"}, func(c *config) { c.Ack = server.AckEnqueued }},
 		{map[string]string{"ACK_TIMEOUT": "2s"}, func(c *config) { c.AckTimeout = 2 * time.Second }},
 		{map[string]string{"DATA_DIR": "/var/lib/fastingest"}, func(c *config) { c.DataDir = "/var/lib/fastingest" }},
 		{map[string]string{"SEGMENT_BYTES": "1KiB"}, func(c *config) { c.SegmentBytes = 1 << 10 }},
@@ -139,6 +141,8 @@ func TestLoadConfigFromEnv(t *testing.T) {
 		{map[string]string{"FSYNC_INTERVAL": "0"}, func(c *config) { c.FsyncInterval = 0 }},
 		{map[string]string{"FSYNC_INTERVAL": "100ms"}, func(c *config) { c.FsyncInterval = 100 * time.Millisecond }},
 		{map[string]string{"NATS_URL": "nats://a:4222,nats://b:4222"}, func(c *config) { c.NATSURL = "nats://a:4222,nats://b:4222" }},
+		// The NATS sink's rules: no scheme is nats://, an empty entry is skipped.
+		{map[string]string{"NATS_URL": "a:4222, tls://b:4223,"}, func(c *config) { c.NATSURL = "a:4222, tls://b:4223," }},
 		{map[string]string{"NATS_SUBJECT": "ingest.x"}, func(c *config) { c.NATSSubject = "ingest.x" }},
 		{map[string]string{"NATS_STREAM": "PARCELS"}, func(c *config) { c.NATSStream = "PARCELS" }},
 		{map[string]string{"NATS_REPLICAS": "3"}, func(c *config) { c.NATSReplicas = 3 }},
@@ -246,14 +250,36 @@ func TestLoadConfigInvalid(t *testing.T) {
 			want: []string{"RETAIN_BYTES", `"lots"`, "a size"}},
 		{name: "FSYNC_INTERVAL without unit", env: map[string]string{"FSYNC_INTERVAL": "5"},
 			want: []string{"FSYNC_INTERVAL", `"5"`, "a duration"}},
-		{name: "NATS_URL with an empty entry", env: map[string]string{"NATS_URL": "nats://a:4222,"},
-			want: []string{"NATS_URL", "comma-separated"}},
+		// The NATS settings are checked by the sink's own validators,
+		// so that what it would refuse exits 2 here, not 1 later.
+		{name: "NATS_URL of another scheme", env: map[string]string{"NATS_URL": "http://x"},
+			want: []string{"NATS_URL", `"http://x"`, `scheme "http" is not nats, tls, ws or wss`, "comma-separated"}},
+		{name: "NATS_URL of commas only", env: map[string]string{"NATS_URL": " , "},
+			want: []string{"NATS_URL", "URL is empty", "comma-separated"}},
+		{name: "NATS_URL without a host", env: map[string]string{"NATS_URL": "nats://:4222"},
+			want: []string{"NATS_URL", "has no host"}},
+		// Credentials in a NATS URL are secrets: redacted in the value
+		// and in the reason.
+		{name: "NATS_URL with a password", env: map[string]string{"NATS_URL": "http://u:sesame@x"},
+			want: []string{"NATS_URL", `"http://redacted@x"`, `scheme "http"`}, notWant: []string{"sesame"}},
+		{name: "unparsable NATS_URL with a password", env: map[string]string{"NATS_URL": "nats://u:sesame@x:port"},
+			want: []string{"NATS_URL", "invalid NATS URL", "invalid port"}, notWant: []string{"sesame"}},
 		{name: "NATS_SUBJECT wildcard", env: map[string]string{"NATS_SUBJECT": "parcels.>"},
-			want: []string{"NATS_SUBJECT", "wildcards"}},
+			want: []string{"NATS_SUBJECT", `"parcels.>"`, "a wildcard", "without wildcards"}},
+		{name: "NATS_SUBJECT with an empty token", env: map[string]string{"NATS_SUBJECT": "a..b"},
+			want: []string{"NATS_SUBJECT", `"a..b"`, "an empty token", "dot-separated tokens, none empty"}},
+		{name: "-nats-subject empty", args: []string{"-nats-subject", ""},
+			want: []string{"-nats-subject", `""`, "empty"}},
 		{name: "NATS_STREAM with a dot", env: map[string]string{"NATS_STREAM": "a.b"},
-			want: []string{"NATS_STREAM", "dots"}},
+			want: []string{"NATS_STREAM", `"a.b"`, `'.'`, "dots"}},
 		{name: "NATS_REPLICAS=7", env: map[string]string{"NATS_REPLICAS": "7"},
-			want: []string{"NATS_REPLICAS", "1 to 5"}},
+			want: []string{"NATS_REPLICAS", `"7"`, "an integer from 1 to 5"}},
+		{name: "DATA_DIR empty", args: []string{"-data-dir", ""},
+			want: []string{"-data-dir", `""`, "a directory path"}},
+		{name: "FSYNC_INTERVAL negative", env: map[string]string{"FSYNC_INTERVAL": "-1s"},
+			want: []string{"FSYNC_INTERVAL", `"-1s"`, "a duration of 0 or more"}},
+		{name: "RETAIN_BYTES too large", env: map[string]string{"RETAIN_BYTES": "2PiB"},
+			want: []string{"RETAIN_BYTES", `"2PiB"`, "a size from 1KiB to 1PiB", "KiB, MiB, GiB, TiB or PiB"}},
 		{name: "bad LOG_LEVEL", env: map[string]string{"LOG_LEVEL": "verbose"},
 			want: []string{"LOG_LEVEL", `"verbose"`, "debug, info, warn or error"}},
 		{name: "LOG_LEVEL with offset", env: map[string]string{"LOG_LEVEL": "info+2"},
@@ -267,7 +293,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "MAX_BODY_BYTES=0", env: map[string]string{"MAX_BODY_BYTES": "0"},
 			want: []string{"MAX_BODY_BYTES", `"0"`, "a size from 1 byte to 1GiB"}},
 		{name: "MAX_BODY_BYTES=2GiB", env: map[string]string{"MAX_BODY_BYTES": "2GiB"},
-			want: []string{"MAX_BODY_BYTES", `"2GiB"`, "a size from 1 byte to 1GiB", "KiB, MiB, GiB or TiB"}},
+			want: []string{"MAX_BODY_BYTES", `"2GiB"`, "a size from 1 byte to 1GiB", "KiB, MiB or GiB suffix"}},
 		{name: "MAX_QUEUE_BYTES below MAX_BODY_BYTES", env: map[string]string{"MAX_QUEUE_BYTES": "512KiB"},
 			want: []string{"MAX_QUEUE_BYTES", `"524288"`, "at least MAX_BODY_BYTES (1048576)"}},
 		{name: "MAX_BODY_BYTES above the default MAX_QUEUE_BYTES", env: map[string]string{"MAX_BODY_BYTES": "1GiB"},
@@ -275,7 +301,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "MAX_QUEUE_BYTES=0", env: map[string]string{"MAX_QUEUE_BYTES": "0"},
 			want: []string{"MAX_QUEUE_BYTES", `"0"`, "a size from 1KiB to 1TiB"}},
 		{name: "MAX_BODY_BYTES with unknown suffix", env: map[string]string{"MAX_BODY_BYTES": "1MB"},
-			want: []string{"MAX_BODY_BYTES", `"1MB"`, "KiB, MiB, GiB or TiB"}},
+			want: []string{"MAX_BODY_BYTES", `"1MB"`, "KiB, MiB or GiB"}},
 		{name: "ADDR without port", env: map[string]string{"ADDR": "localhost"},
 			want: []string{"ADDR", `"localhost"`, "host:port"}},
 		{name: "ADDR port out of range", env: map[string]string{"ADDR": ":99999"},
@@ -371,36 +397,107 @@ func TestLoadConfigRejectsArguments(t *testing.T) {
 func TestLoadConfigHelp(t *testing.T) {
 	for _, arg := range []string{"-h", "-help", "--help"} {
 		var out strings.Builder
+		// A bad variable does not stop -h: its footer falls back to the
+		// defaults' memory bound.
 		_, err := loadConfig([]string{arg}, envMap(map[string]string{"MAX_QUEUE": "bad"}), &out)
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("loadConfig(%q) error = %v; want flag.ErrHelp", arg, err)
 		}
 		help := out.String()
-		for _, o := range []struct{ flag, env, def string }{
-			{"-addr", "ADDR", `":8080"`},
-			{"-max-workers", "MAX_WORKERS", `"1000"`},
-			{"-max-queue", "MAX_QUEUE", `"10000"`},
-			{"-sink", "SINK", `"file"`},
-			{"-sim-latency", "SIM_LATENCY", `"5ms-55ms"`},
-			{"-max-body-bytes", "MAX_BODY_BYTES", `"1MiB"`},
-			{"-log-level", "LOG_LEVEL", `"info"`},
-			{"-shutdown-timeout", "SHUTDOWN_TIMEOUT", `"30s"`},
+		for _, o := range []struct{ flag, entry string }{
+			{"addr", "-addr host:port (env ADDR, default :8080)\n"},
+			{"max-workers", "-max-workers int (env MAX_WORKERS, default 1000)\n"},
+			{"max-queue-bytes", "-max-queue-bytes size (env MAX_QUEUE_BYTES, default 256MiB)\n"},
+			{"sim-latency", "-sim-latency range (env SIM_LATENCY, default 5ms-55ms)\n"},
+			{"segment-age", "-segment-age duration (env SEGMENT_AGE, default 1h)\n"},
+			{"auth-token", "-auth-token token (env AUTH_TOKEN)\n"},
 		} {
-			// Each flag's entry runs from its name to the next flag.
-			i := strings.Index(help, "  "+o.flag+" ")
-			if i < 0 {
-				t.Errorf("%s output does not list %s:\n%s", arg, o.flag, help)
-				continue
+			if !strings.Contains(help, "  "+o.entry) {
+				t.Errorf("%s output has no line %q:\n%s", arg, o.entry, help)
 			}
-			entry := help[i+2:]
-			if j := strings.Index(entry, "\n  -"); j >= 0 {
-				entry = entry[:j]
-			}
-			for _, want := range []string{"env " + o.env, "(default " + o.def + ")"} {
-				if !strings.Contains(entry, want) {
-					t.Errorf("%s entry for %s = %q; want it to contain %q", arg, o.flag, entry, want)
-				}
-			}
+		}
+		wantContains(t, arg+" output", help,
+			"accepts an integer from 1 to 10000000", // the range, not just a type
+			"accepts a size from 1KiB to 1MiB: bytes, or with a KiB or MiB suffix",
+			"accepts a positive duration, e.g. 30s",
+			"  -version\n", "MAX_CONNS × (MAX_HEADER_BYTES + 12KiB)", "for the defaults (the settings given are invalid")
+	}
+}
+
+// The footer of -h gives the memory bound of the settings given.
+func TestHelpMemoryBound(t *testing.T) {
+	var out strings.Builder
+	env := map[string]string{"MAX_CONNS": "100", "MAX_QUEUE_BYTES": "8MiB"}
+	if _, err := loadConfig([]string{"-max-workers", "10", "-h"}, envMap(env), &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("loadConfig(-h) error = %v; want flag.ErrHelp", err)
+	}
+	c := mustLoad(t, []string{"-max-workers", "10"}, env)
+	wantContains(t, "-h output", out.String(), "= "+formatMiB(c.memoryBound().Total())+" for the settings given.")
+}
+
+func TestLoadConfigVersion(t *testing.T) {
+	for _, arg := range []string{"-version", "--version"} {
+		var out strings.Builder
+		_, err := loadConfig([]string{arg}, envMap(map[string]string{"MAX_QUEUE": "bad"}), &out)
+		if !errors.Is(err, errVersion) {
+			t.Errorf("loadConfig(%q) error = %v; want errVersion", arg, err)
+		}
+		if got, want := out.String(), readBuildInfo().String()+"\n"; got != want {
+			t.Errorf("loadConfig(%q) printed %q; want %q", arg, got, want)
+		}
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	b := buildInfo{Version: "v1.2.3", Revision: "abc123", Modified: true, GoVersion: "go1.26.8"}
+	if got, want := b.String(), "fastingest v1.2.3 (revision abc123, modified, go1.26.8)"; got != want {
+		t.Errorf("String() = %q; want %q", got, want)
+	}
+	b.Version = `v1"\` + "\n"
+	want := "# HELP fastingest_build_info The running build: its version, VCS revision and Go version. Always 1.\n" +
+		"# TYPE fastingest_build_info gauge\n" +
+		`fastingest_build_info{version="v1\"\\\n",revision="abc123-modified",goversion="go1.26.8"} 1` + "\n"
+	if got := b.metric(); got != want {
+		t.Errorf("metric() = %q; want %q", got, want)
+	}
+	// The -ldflags stamp wins over what the Go tool recorded.
+	defer func(v string) { version = v }(version)
+	version = "v9.9.9"
+	if got := readBuildInfo().Version; got != "v9.9.9" {
+		t.Errorf("readBuildInfo().Version = %q with main.version stamped; want v9.9.9", got)
+	}
+}
+
+func TestFormats(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{formatSize(256 << 20), "256MiB"},
+		{formatSize(1 << 30), "1GiB"},
+		{formatSize(1536), "1536"},
+		{formatSize(3 << 10), "3KiB"},
+		{formatDuration(time.Hour), "1h"},
+		{formatDuration(90 * time.Minute), "90m"},
+		{formatDuration(10 * time.Minute), "10m"},
+		{formatDuration(90 * time.Second), "90s"},
+		{formatDuration(1500 * time.Millisecond), "1500ms"},
+		{formatDuration(time.Nanosecond), "1ns"},
+		{formatDuration(0), "0s"},
+		{formatDuration(5 * time.Millisecond), "5ms"},
+		{sizeRange(1, 1<<30), "a size from 1 byte to 1GiB: bytes, or with a KiB, MiB or GiB suffix"},
+		{sizeRange(1<<10, 1<<10), "a size from 1KiB to 1KiB: bytes, or with a KiB suffix"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q; want %q", tc.got, tc.want)
+		}
+	}
+}
+
+// Each option's default is valid, and each parses to the value the package
+// that owns it defines (defaultConfig checks the values by hand).
+func TestOptionDefaultsParse(t *testing.T) {
+	for _, o := range options {
+		var c config
+		if err := o.parse(&c, o.def); err != nil && o.def != "" {
+			t.Errorf("%s: default %q does not parse: %v", o.env, o.def, err)
 		}
 	}
 }

@@ -111,6 +111,41 @@ func TestReadmeSettingsTable(t *testing.T) {
 	}
 }
 
+// TestHelpListsEveryOption checks that -h lists every option of the options
+// table, with its type, variable and default on the flag's line and its
+// description and accepted values under it, so that -h, like the README's
+// table, cannot drift from the options table.
+func TestHelpListsEveryOption(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	if _, err := loadConfig([]string{"-h"}, func(string) (string, bool) { return "", false }, &out); err == nil {
+		t.Fatal("loadConfig(-h) returned no error; want flag.ErrHelp")
+	}
+	help := out.String()
+	for _, o := range options {
+		head := "  -" + o.flag + " " + o.typ + " (env " + o.env
+		if o.def != "" {
+			head += ", default " + o.def
+		}
+		head += ")\n"
+		i := strings.Index(help, head)
+		if i < 0 {
+			t.Errorf("-h has no line %q", head)
+			continue
+		}
+		entry := help[i+len(head):]
+		if j := strings.Index(entry, "\n  -"); j >= 0 {
+			entry = entry[:j]
+		}
+		entry = strings.Join(strings.Fields(entry), " ") // undo the wrapping
+		for _, want := range []string{o.usage, "accepts " + o.accepts} {
+			if !strings.Contains(entry, strings.Join(strings.Fields(want), " ")) {
+				t.Errorf("-h entry of -%s = %q; want it to contain %q", o.flag, entry, want)
+			}
+		}
+	}
+}
+
 // TestReadmeIsAFrontDoor keeps the README a landing page: details belong
 // in docs/.
 func TestReadmeIsAFrontDoor(t *testing.T) {

@@ -31,14 +31,15 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stderr))
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
-// run starts fastingest and returns its exit code: 0 after a clean shutdown,
-// 1 on a runtime failure or an unfinished drain, 2 on invalid configuration.
-func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) int {
-	cfg, err := loadConfig(args, lookupEnv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+// run starts fastingest and returns its exit code: 0 after a clean shutdown
+// (and after -h or -version, which print to stdout), 1 on a runtime failure
+// or an unfinished drain, 2 on invalid configuration.
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, lookupEnv, stdout)
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, errVersion) {
 		return 0
 	}
 	if err != nil {
@@ -46,26 +47,61 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	a, code := start(cfg, log, stderr)
+	if a == nil {
+		return code
+	}
+	code, hurry := a.serve()
+	return a.shutdown(code, hurry)
+}
+
+// app is a started fastingest: the parts serve and shutdown work with.
+type app struct {
+	cfg        config
+	log        *slog.Logger
+	store      ingest.Sink
+	dispatcher *ingest.Dispatcher
+	srv        *server.Server
+	signals    chan os.Signal // SIGINT and SIGTERM
+	serveErr   chan error     // what srv.Serve returned
+}
+
+// startupDescriber is a sink with something to add to the startup line
+// (the file sink: the segment posted parcels land in).
+type startupDescriber interface{ StartupAttrs() []any }
+
+// summarizer is a sink that counts what it did, for the shutdown summary.
+type summarizer interface{ SummaryAttrs() []any }
+
+// start builds the parts from cfg, listens and starts serving. When it
+// fails it has said why, on stderr or in the log, and returns a nil app and
+// the exit code: 2 for a configuration fastingest cannot use, 1 otherwise.
+func start(cfg config, log *slog.Logger, stderr io.Writer) (*app, int) {
+	invalid := func(err error) (*app, int) {
+		fmt.Fprintln(stderr, "fastingest:", err)
+		return nil, 2
+	}
 	// MAX_CONNS connections and what the process needs besides must fit
 	// in the open-file limit: lowered, with a WARN line, when they do not.
 	files, err := fdlimit.Fit(cfg.MaxConns, reservedFiles(cfg.Sink), log)
 	if err != nil {
-		fmt.Fprintln(stderr, "fastingest:", err)
-		return 2
+		return invalid(err)
 	}
 	cfg.MaxConns = files.MaxConns
 	tlsConfig, err := cfg.loadSecrets()
 	if err != nil {
-		fmt.Fprintln(stderr, "fastingest:", err)
-		return 2
+		return invalid(err)
 	}
 
 	store, health, err := newSink(cfg, log)
 	if err != nil {
 		log.Error("cannot start the sink", "sink", cfg.Sink, "err", err)
-		return 1
+		return nil, 1
 	}
 	registry := metrics.NewSet() // what /metrics serves
+	build := readBuildInfo()
+	buildMetric := build.metric()
+	registry.RegisterMetricsWriter(func(w io.Writer) { _, _ = io.WriteString(w, buildMetric) })
 	dispatcher, err := ingest.New(ingest.Config{
 		MaxQueue: cfg.MaxQueue, MaxQueueBytes: cfg.MaxQueueBytes, MaxWorkers: cfg.MaxWorkers, Sink: store,
 		EnqueueTimeout: cfg.EnqueueTimeout, Metrics: registry, Logger: log,
@@ -74,8 +110,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		if d, ok := store.(ingest.DeferredSink); ok {
 			_ = d.Close(context.Background()) // holds nothing yet
 		}
-		fmt.Fprintln(stderr, "fastingest:", err)
-		return 2
+		return invalid(err)
 	}
 	// abandon releases the sink (its connection, an empty segment) when
 	// startup fails after this point; the queue is empty.
@@ -84,12 +119,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		defer cancel()
 		_ = dispatcher.Shutdown(ctx)
 	}
-	ack := server.AckEnqueued
-	if cfg.Ack == "persisted" {
-		ack = server.AckPersisted
-	}
 	srv, err := server.New(server.Config{
-		MaxBodyBytes: cfg.MaxBodyBytes, Ack: ack, AckTimeout: cfg.AckTimeout,
+		MaxBodyBytes: cfg.MaxBodyBytes, Ack: cfg.Ack, AckTimeout: cfg.AckTimeout,
 		SinkHealth: health, QueueWait: dispatcher.RecentQueueWait, ReadyMaxQueueWait: cfg.ReadyMaxQueueWait,
 		MaxConns: cfg.MaxConns, MaxHeaderBytes: int(cfg.MaxHeaderBytes),
 		ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
@@ -99,72 +130,87 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 	if err != nil {
 		abandon()
 		fmt.Fprintln(stderr, "fastingest:", err)
-		return 1
+		return nil, 1
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		abandon()
 		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
-		return 1
+		return nil, 1
 	}
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
+	a := &app{cfg: cfg, log: log, store: store, dispatcher: dispatcher, srv: srv,
+		signals: make(chan os.Signal, 2), serveErr: make(chan error, 1)}
+	signal.Notify(a.signals, syscall.SIGINT, syscall.SIGTERM)
 
 	dispatcher.Start()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	attrs := append([]any{"listen", ln.Addr().String(), "nofile", files.NoFile}, cfg.logAttrs()...)
-	if f, ok := store.(*filesink.Sink); ok {
-		attrs = append(attrs, "segment", f.Segment()) // where posted parcels land
+	go func() { a.serveErr <- srv.Serve(ln) }()
+	// The memory bound is that of the MAX_CONNS Fit left, the one served.
+	attrs := []any{"listen", ln.Addr().String(), "version", build.Version, "nofile", files.NoFile,
+		"memory_bound", formatMiB(cfg.memoryBound().Total())}
+	attrs = append(attrs, cfg.logAttrs()...)
+	if d, ok := store.(startupDescriber); ok {
+		attrs = append(attrs, d.StartupAttrs()...)
 	}
 	log.Info("fastingest listening", attrs...)
+	return a, 0
+}
 
-	code := 0
+// serve waits for SIGINT or SIGTERM, or for the server to stop by itself,
+// then turns /readyz to 503 and, after a signal, goes on serving for
+// DRAIN_DELAY. It returns the exit code so far, and hurry when a second
+// signal asked not to wait any longer.
+func (a *app) serve() (code int, hurry bool) {
 	select {
-	case sig := <-signals:
-		log.Info("shutting down: no longer ready, draining requests and queue", "signal", sig.String(),
-			"timeout", cfg.ShutdownTimeout.String())
-	case err := <-serveErr:
-		log.Error("server stopped unexpectedly; draining the queue", "err", err)
+	case sig := <-a.signals:
+		a.log.Info("shutting down: no longer ready, draining requests and queue", "signal", sig.String(),
+			"timeout", a.cfg.ShutdownTimeout.String())
+	case err := <-a.serveErr:
+		a.log.Error("server stopped unexpectedly; draining the queue", "err", err)
 		code = 1
 	}
 
-	srv.Unready()
-	stopWaiting := false // a second signal came during DRAIN_DELAY
-	if code == 0 && cfg.DrainDelay > 0 {
-		log.Info("still serving for DRAIN_DELAY, with /readyz answering 503, before closing the listener",
-			"drain_delay", cfg.DrainDelay.String())
-		delay := time.NewTimer(cfg.DrainDelay)
+	a.srv.Unready()
+	if code == 0 && a.cfg.DrainDelay > 0 {
+		a.log.Info("still serving for DRAIN_DELAY, with /readyz answering 503, before closing the listener",
+			"drain_delay", a.cfg.DrainDelay.String())
+		delay := time.NewTimer(a.cfg.DrainDelay)
 		select {
 		case <-delay.C:
-		case sig := <-signals:
+		case sig := <-a.signals:
 			delay.Stop()
-			log.Warn("second signal: not waiting any longer", "signal", sig.String())
-			stopWaiting = true
+			a.log.Warn("second signal: not waiting any longer", "signal", sig.String())
+			hurry = true
 		}
 	}
+	return code, hurry
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+// shutdown closes the listener, waits for the requests in progress and for
+// the queue to drain into the sink, within SHUTDOWN_TIMEOUT (at once with
+// hurry, or on another signal), and logs the summary. It returns the exit
+// code: code, or 1 when accepted parcels were not completed.
+func (a *app) shutdown(code int, hurry bool) int {
+	defer signal.Stop(a.signals)
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
-	if stopWaiting {
+	if hurry {
 		cancel()
 	}
 	go func() {
 		select {
-		case sig := <-signals:
-			log.Warn("second signal: not waiting any longer", "signal", sig.String())
+		case sig := <-a.signals:
+			a.log.Warn("second signal: not waiting any longer", "signal", sig.String())
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
 	start := time.Now()
-	if err := srv.Shutdown(ctx); err != nil {
-		log.Warn("requests still in progress when the shutdown deadline passed", "err", err)
+	if err := a.srv.Shutdown(ctx); err != nil {
+		a.log.Warn("requests still in progress when the shutdown deadline passed", "err", err)
 	}
-	drainErr := dispatcher.Shutdown(ctx)
+	drainErr := a.dispatcher.Shutdown(ctx)
 
-	st, rs := dispatcher.Stats(), srv.Stats()
+	st, rs := a.dispatcher.Stats(), a.srv.Stats()
 	summary := []any{
 		"accepted", st.Accepted, "completed", st.Completed, "failed", st.Failed,
 		"not_completed", st.InFlight(),
@@ -172,21 +218,15 @@ func run(args []string, lookupEnv func(string) (string, bool), stderr io.Writer)
 		"requests_failed", rs.ServerErrors, "decoder_panics", rs.DecoderPanics,
 		"took", time.Since(start).Round(time.Millisecond).String(),
 	}
-	if f, ok := store.(*filesink.Sink); ok {
-		fs := f.Stats()
-		summary = append(summary, "file_writes", fs.Writes, "file_fsyncs", fs.Fsyncs)
-	}
-	if n, ok := store.(*natssink.Sink); ok {
-		ns := n.Stats()
-		summary = append(summary, "nats_published", ns.Published, "nats_retried", ns.Retried,
-			"nats_acknowledged", ns.Acknowledged, "nats_abandoned", ns.Abandoned)
+	if s, ok := a.store.(summarizer); ok {
+		summary = append(summary, s.SummaryAttrs()...)
 	}
 	if drainErr != nil {
 		summary = append(summary, "error", drainErr.Error())
-		log.Error("shutdown incomplete: accepted parcels were not completed", summary...)
+		a.log.Error("shutdown incomplete: accepted parcels were not completed", summary...)
 		return 1
 	}
-	log.Info("shutdown complete", summary...)
+	a.log.Info("shutdown complete", summary...)
 	return code
 }
 
@@ -214,13 +254,9 @@ func newSink(cfg config, log *slog.Logger) (ingest.Sink, func() error, error) {
 		s, err := sink.NewSim(cfg.SimMin, cfg.SimMax)
 		return s, nil, err
 	case "file":
-		fsync := cfg.FsyncInterval
-		if fsync == 0 {
-			fsync = -1 // filesink: fsync after every write
-		}
 		s, err := filesink.New(filesink.Config{
 			Dir: cfg.DataDir, SegmentBytes: cfg.SegmentBytes, SegmentAge: cfg.SegmentAge,
-			RetainBytes: cfg.RetainBytes, FsyncInterval: fsync, Durable: cfg.Ack == "persisted",
+			RetainBytes: cfg.RetainBytes, FsyncInterval: cfg.FsyncInterval, Durable: cfg.Ack == server.AckPersisted,
 			Logger: log,
 		})
 		if err != nil {

@@ -4,6 +4,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -433,6 +436,11 @@ func TestInvalidConfigExits2(t *testing.T) {
 			[]string{"-max-wokers"}},
 		{"argument", nil, []string{"serve"},
 			[]string{`unexpected argument "serve"`}},
+		// What the NATS sink would refuse is refused before it starts.
+		{"NATS_SUBJECT=a..b", map[string]string{"SINK": "nats", "NATS_SUBJECT": "a..b"}, nil,
+			[]string{"NATS_SUBJECT", `"a..b"`, "an empty token", "want a literal subject"}},
+		{"NATS_URL=http://x", map[string]string{"SINK": "nats", "NATS_URL": "http://x"}, nil,
+			[]string{"NATS_URL", `"http://x"`, `scheme "http"`, "want nats://"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := map[string]string{"ADDR": "127.0.0.1:0"} // if it started anyway
@@ -449,20 +457,61 @@ func TestInvalidConfigExits2(t *testing.T) {
 	}
 }
 
-func TestHelpExits0(t *testing.T) {
-	p := startProcess(t, nil, "-h")
-	code, log := p.wait()
-	if code != 0 {
-		t.Errorf("exit code = %d; want 0", code)
+// runToExit runs the binary with args and env (and no other fastingest
+// variable) until it exits by itself, and returns its exit code and output.
+func runToExit(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, fastingestBinary(t), args...)
+	cmd.Dir = t.TempDir()
+	for _, kv := range os.Environ() {
+		if !isConfigVar(strings.SplitN(kv, "=", 2)[0]) {
+			cmd.Env = append(cmd.Env, kv)
+		}
 	}
-	wantContains(t, "stderr", strings.Join(log, "\n"), "-max-workers", "MAX_WORKERS", "-shutdown-timeout")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("fastingest %s: %v", strings.Join(args, " "), err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// -h and -version print to stdout, for a pager or a script, and exit 0,
+// whatever the environment holds.
+func TestHelpAndVersionExit0(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-h"}, []string{"Usage: fastingest", "-max-workers int (env MAX_WORKERS, default 1000)",
+			"accepts an integer from 1 to 1000000", "-version", "Memory bound"}},
+		{[]string{"-help"}, []string{"Usage: fastingest"}},
+		{[]string{"-version"}, []string{"fastingest ", "(revision ", runtime.Version()}},
+		{[]string{"--version"}, []string{"fastingest ", "(revision "}},
+	} {
+		code, stdout, stderr := runToExit(t, map[string]string{"MAX_WORKERS": "0"}, tc.args...)
+		if code != 0 || stderr != "" {
+			t.Errorf("%s: exit %d, stderr %q; want 0 and nothing", tc.args, code, stderr)
+		}
+		wantContains(t, strings.Join(tc.args, " ")+" stdout", stdout, tc.want...)
+	}
 }
 
 // At the default level a request that succeeds writes nothing: the log holds
 // the startup line, the shutdown line and the summary, however many
 // requests were served.
+//
+// MAX_CONNS is low so that the host's open-file limit cannot make fdlimit
+// add a WARN line at startup.
 func TestInfoLevelLogsNothingPerRequest(t *testing.T) {
-	p := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "10s"})
+	p := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "10s", "MAX_CONNS": "64"})
 	client := newClient(t)
 	addr := p.waitReady(client)
 
@@ -476,7 +525,8 @@ func TestInfoLevelLogsNothingPerRequest(t *testing.T) {
 		t.Errorf("exit code = %d; want 0", code)
 	}
 	want := [][]string{
-		{"level=INFO", `msg="fastingest listening"`, "listen=" + addr},
+		{"level=INFO", `msg="fastingest listening"`, "listen=" + addr, "version=", "max_conns=64",
+			"memory_bound=" + startupMemoryBound(t, 64)},
 		{"level=INFO", `msg="shutting down`, "signal=terminated"},
 		{"level=INFO", `msg="shutdown complete"`, fmt.Sprintf("accepted=%d completed=%d", 9*requests, 9*requests),
 			"not_completed=0", fmt.Sprintf("requests_accepted=%d", requests)},
@@ -543,4 +593,49 @@ func TestDrainDelayKeepsServing(t *testing.T) {
 	wantContains(t, "log", strings.Join(log, "\n"), `msg="still serving for DRAIN_DELAY`, "drain_delay=5s")
 	wantContains(t, "last log line", lastLine(t, log),
 		`msg="shutdown complete"`, "accepted=9 completed=9", "not_completed=0", "requests_accepted=1")
+}
+
+// startupMemoryBound is the memory_bound= the startup line should show for
+// the default settings with maxConns connections: that of the MAX_CONNS
+// served, once fitted to the open-file limit.
+func startupMemoryBound(t *testing.T, maxConns int) string {
+	t.Helper()
+	c, err := loadConfig(nil, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MaxConns = maxConns
+	return formatMiB(c.memoryBound().Total())
+}
+
+// /metrics carries fastingest_build_info, described and typed, with the
+// version the startup line gives.
+func TestBuildInfoMetric(t *testing.T) {
+	p := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "SINK": "null", "MAX_CONNS": "64"})
+	client := newClient(t)
+	addr := p.waitReady(client)
+	version := ""
+	for _, line := range p.log() {
+		if strings.Contains(line, `msg="fastingest listening"`) {
+			version = logValue(line, "version")
+		}
+	}
+	if version == "" {
+		t.Fatalf("startup line without version=: %s", strings.Join(p.log(), "\n"))
+	}
+	resp, err := client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
+	}
+	wantContains(t, "/metrics", string(b),
+		"# HELP fastingest_build_info ", "# TYPE fastingest_build_info gauge\n",
+		`fastingest_build_info{version="`+version+`",revision="`, `",goversion="`+runtime.Version()+`"} 1`+"\n")
+	if code, _ := p.stop(); code != 0 {
+		t.Errorf("exit code = %d; want 0", code)
+	}
 }

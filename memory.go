@@ -67,6 +67,17 @@ func (m memoryBound) Live() int64 {
 // terms twice over for the garbage collector's headroom.
 func (m memoryBound) Total() int64 { return memBase + 2*m.Live() }
 
+// memoryFormula spells out Total in terms of the settings, with the
+// per-item costs above, for -h.
+func memoryFormula() string {
+	return formatSize(memBase) + " + 2 × (MAX_CONNS × (MAX_HEADER_BYTES + " + formatSize(memConnOverhead) + ")" +
+		" + 2 × MAX_QUEUE_BYTES" +
+		" + min(MAX_QUEUE_BYTES / MAX_BODY_BYTES, MAX_CONNS) × " + formatSize(memDecompressor) +
+		" + max(4, 2 × GOMAXPROCS) × " + formatSize(memZstdDecoder) +
+		" + MAX_QUEUE × " + strconv.Itoa(int(unsafe.Sizeof(ingest.Task{}))) +
+		" + MAX_WORKERS × " + formatSize(memWorker) + ")"
+}
+
 // formatMiB writes a byte count in MiB, rounded up, for log lines.
 func formatMiB(n int64) string {
 	return strconv.FormatInt((n+(1<<20)-1)>>20, 10) + "MiB"

@@ -13,7 +13,7 @@ import (
 // Store allocates nothing in the steady state: the record is encoded into
 // the group's buffer, and the groups' buffers and task slices are reused.
 func TestStoreAllocations(t *testing.T) {
-	s := newSink(t, Config{})
+	s := newSink(t, Config{FsyncInterval: DefaultFsyncInterval})
 	p := ingest.Parcel{ID: "1", Time: "2017-01-01T00:00:01Z", Data: "abc"}
 	task := ingest.NewTask(&p, time.Now(), 1, func(error) {})
 	ctx := context.Background()

@@ -16,7 +16,7 @@ import (
 func BenchmarkStore(b *testing.B) {
 	for _, durable := range []bool{false, true} {
 		b.Run(fmt.Sprintf("durable=%v", durable), func(b *testing.B) {
-			s, err := New(Config{Dir: b.TempDir(), Durable: durable})
+			s, err := New(Config{Dir: b.TempDir(), Durable: durable, FsyncInterval: DefaultFsyncInterval})
 			if err != nil {
 				b.Fatal(err)
 			}

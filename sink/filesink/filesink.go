@@ -43,42 +43,6 @@ import (
 	"github.com/fastingest/fastingest/sink"
 )
 
-// Config configures a Sink. Zero values take the defaults named below.
-type Config struct {
-	// Dir holds the segment files (DATA_DIR); created if missing.
-	Dir string
-	// SegmentBytes rotates a segment once it holds this many bytes
-	// (SEGMENT_BYTES). Default 128 MiB.
-	SegmentBytes int64
-	// SegmentAge rotates a segment this long after it was opened
-	// (SEGMENT_AGE), so that closed segments can be shipped or removed on
-	// a schedule. Zero: no age limit.
-	SegmentAge time.Duration
-	// RetainBytes bounds the total size of the segments; the oldest closed
-	// segments are deleted beyond it (RETAIN_BYTES). Default 1 GiB.
-	RetainBytes int64
-	// FsyncInterval bounds how long written data may sit unsynced
-	// (FSYNC_INTERVAL). Zero means the default, 1s; a negative value
-	// fsyncs after every write.
-	FsyncInterval time.Duration
-	// Durable finishes a task only once its line is fsynced, instead of
-	// once it is written to the file (ACK=persisted needs it).
-	Durable bool
-	// GroupBytes is the size a write group may reach before Store waits
-	// for the writer. Default 1 MiB; two groups exist.
-	GroupBytes int
-	// Logger receives the sink's notices and errors. Nil discards them.
-	Logger *slog.Logger
-}
-
-// Defaults.
-const (
-	DefaultSegmentBytes  = 128 << 20
-	DefaultRetainBytes   = 1 << 30
-	DefaultFsyncInterval = time.Second
-	DefaultGroupBytes    = 1 << 20
-)
-
 const (
 	segmentSuffix = ".ndjson"
 	// segmentTimeLayout names segments by the UTC time they were opened:
@@ -153,23 +117,8 @@ type segment struct {
 // New opens the data directory, repairs a torn last line left by a crash,
 // opens a new segment and starts the writer.
 func New(cfg Config) (*Sink, error) {
-	if cfg.Dir == "" {
-		return nil, errors.New("filesink: a data directory is required")
-	}
-	if cfg.SegmentBytes <= 0 {
-		cfg.SegmentBytes = DefaultSegmentBytes
-	}
-	if cfg.RetainBytes <= 0 {
-		cfg.RetainBytes = DefaultRetainBytes
-	}
-	if cfg.FsyncInterval == 0 {
-		cfg.FsyncInterval = DefaultFsyncInterval
-	}
-	if cfg.GroupBytes <= 0 {
-		cfg.GroupBytes = DefaultGroupBytes
-	}
-	if cfg.SegmentAge < 0 {
-		return nil, fmt.Errorf("filesink: SegmentAge %v: want 0 or more", cfg.SegmentAge)
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -402,7 +351,7 @@ func (s *Sink) drain() {
 // writeGroup writes g (and fsyncs it when durable), retrying until it
 // succeeds or the sink is aborted, then finishes its tasks and empties it.
 func (s *Sink) writeGroup(g *group) {
-	syncNow := s.cfg.Durable || s.cfg.FsyncInterval < 0
+	syncNow := s.cfg.Durable || s.cfg.FsyncInterval == 0
 	err := s.retry(func() error { return s.write(g.buf, syncNow) })
 	for i := range g.tasks {
 		g.tasks[i].Finish(err)

@@ -520,8 +520,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 // Without ACK=persisted a written parcel is fsynced within FsyncInterval,
-// even when nothing else is written after it; a negative interval fsyncs
-// every write.
+// even when nothing else is written after it; an interval of 0 fsyncs
+// every write (as FSYNC_INTERVAL=0 does), and a negative one is refused.
 func TestFsyncInterval(t *testing.T) {
 	s := newSink(t, Config{FsyncInterval: 30 * time.Millisecond})
 	var o outcomes
@@ -532,13 +532,16 @@ func TestFsyncInterval(t *testing.T) {
 		t.Errorf("stats = %+v: more fsyncs than writes", st)
 	}
 
-	every := newSink(t, Config{FsyncInterval: -1})
+	if _, err := New(Config{Dir: t.TempDir(), FsyncInterval: -time.Second}); err == nil {
+		t.Error("New with a negative FsyncInterval succeeded")
+	}
+	every := newSink(t, Config{FsyncInterval: 0})
 	for i := range 5 {
 		store(t, every, &o, fmt.Sprintf("e%d-", i), 1)
 		waitFor(t, "the parcel to be written", func() bool { ok, _ := o.counts(); return ok == 3+i+1 })
 	}
 	if st := every.Stats(); st.Fsyncs != st.Writes || st.Writes == 0 {
-		t.Errorf("FsyncInterval < 0: stats = %+v, want one fsync per write", st)
+		t.Errorf("FsyncInterval 0: stats = %+v, want one fsync per write", st)
 	}
 }
 

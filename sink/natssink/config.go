@@ -51,7 +51,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Defaults used by DefaultConfig.
+// Defaults used by DefaultConfig. fastingest's options table reads those
+// of its NATS_* settings from here, and checks each setting with the
+// Validate function of its field, the check New makes.
 const (
 	DefaultURL        = "nats://127.0.0.1:4222"
 	DefaultSubject    = "fastingest.parcels"
@@ -63,8 +65,8 @@ const (
 	DefaultDuplicates = 2 * time.Minute
 )
 
-// maxReplicas is JetStream's limit on a stream's replicas.
-const maxReplicas = 5
+// MaxReplicas is JetStream's limit on a stream's replicas.
+const MaxReplicas = 5
 
 // DefaultConfig returns the configuration used when the environment sets
 // nothing: a single local server, one replica.
@@ -85,17 +87,18 @@ func DefaultConfig() Config {
 func (cfg *Config) validate() (redacted string, err error) {
 	redacted, err = checkURLs(cfg.URL)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("natssink: URL: %w", err)
 	}
-	if err := checkSubject(cfg.Subject); err != nil {
-		return "", err
+	if err := ValidateSubject(cfg.Subject); err != nil {
+		return "", fmt.Errorf("natssink: Subject %q: %w", cfg.Subject, err)
 	}
-	if err := checkStreamName(cfg.Stream); err != nil {
-		return "", err
+	if err := ValidateStream(cfg.Stream); err != nil {
+		return "", fmt.Errorf("natssink: Stream %q: %w", cfg.Stream, err)
+	}
+	if err := ValidateReplicas(cfg.Replicas); err != nil {
+		return "", fmt.Errorf("natssink: Replicas %d: %w", cfg.Replicas, err)
 	}
 	switch {
-	case cfg.Replicas < 1 || cfg.Replicas > maxReplicas:
-		return "", fmt.Errorf("natssink: Replicas must be between 1 and %d, got %d", maxReplicas, cfg.Replicas)
 	case cfg.MaxPending < 1:
 		return "", fmt.Errorf("natssink: MaxPending must be at least 1, got %d", cfg.MaxPending)
 	case cfg.AckWait <= 0:
@@ -106,9 +109,17 @@ func (cfg *Config) validate() (redacted string, err error) {
 	return redacted, nil
 }
 
-// checkURLs parses a comma-separated list of server URLs the way the NATS
-// client does, so that New fails on what the client would refuse at every
-// reconnect attempt rather than retrying forever.
+// ValidateURLs checks a comma-separated list of server URLs (NATS_URL) the
+// way the NATS client parses them, so that New fails on what the client
+// would refuse at every reconnect attempt rather than retrying forever.
+// Its error never shows credentials: a URL in it is redacted.
+func ValidateURLs(list string) error {
+	_, err := checkURLs(list)
+	return err
+}
+
+// checkURLs is ValidateURLs, also returning the list with its credentials
+// redacted, for messages.
 func checkURLs(list string) (string, error) {
 	var redacted []string
 	for raw := range strings.SplitSeq(list, ",") {
@@ -122,20 +133,26 @@ func checkURLs(list string) (string, error) {
 		}
 		u, err := url.Parse(s)
 		if err != nil {
-			return "", fmt.Errorf("natssink: invalid NATS URL: %w", err)
+			// url.Error quotes the whole URL, password and all: keep
+			// only what went wrong.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return "", fmt.Errorf("invalid NATS URL: %w", err)
 		}
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			return "", fmt.Errorf("natssink: NATS URL %s: scheme %q is not nats, tls, ws or wss", redactURL(u), u.Scheme)
+			return "", fmt.Errorf("NATS URL %s: scheme %q is not nats, tls, ws or wss", redactURL(u), u.Scheme)
 		}
 		if u.Hostname() == "" {
-			return "", fmt.Errorf("natssink: NATS URL %s has no host", redactURL(u))
+			return "", fmt.Errorf("NATS URL %s has no host", redactURL(u))
 		}
 		redacted = append(redacted, redactURL(u))
 	}
 	if len(redacted) == 0 {
-		return "", errors.New("natssink: URL is empty: name at least one NATS server")
+		return "", errors.New("URL is empty: name at least one NATS server")
 	}
 	return strings.Join(redacted, ","), nil
 }
@@ -172,29 +189,43 @@ func RedactURLs(list string) string {
 	return strings.Join(out, ",")
 }
 
-// checkSubject accepts a literal subject: dot-separated tokens, none empty,
-// no wildcards, no whitespace.
-func checkSubject(subject string) error {
+// ValidateSubject accepts a literal subject (NATS_SUBJECT): dot-separated
+// tokens, none empty, without wildcards or whitespace. Its error says what
+// is wrong, not what the subject is.
+func ValidateSubject(subject string) error {
 	if subject == "" {
-		return errors.New("natssink: Subject is empty")
+		return errors.New("empty")
 	}
 	for tok := range strings.SplitSeq(subject, ".") {
-		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
-			return fmt.Errorf("natssink: Subject %q is not a literal NATS subject (empty token, wildcard or whitespace)", subject)
+		switch {
+		case tok == "":
+			return errors.New("not a literal subject: an empty token")
+		case strings.ContainsAny(tok, "*>"):
+			return errors.New("not a literal subject: a wildcard")
+		case strings.ContainsAny(tok, " \t\r\n"):
+			return errors.New("not a literal subject: whitespace")
 		}
 	}
 	return nil
 }
 
-// checkStreamName accepts what JetStream accepts as a stream name: no
-// whitespace, dots, wildcards or path separators (the name becomes a
-// subject token and a directory).
-func checkStreamName(name string) error {
+// ValidateStream accepts what JetStream accepts as a stream name
+// (NATS_STREAM): no whitespace, dots, wildcards or path separators (the
+// name becomes a subject token and a directory).
+func ValidateStream(name string) error {
 	if name == "" {
-		return errors.New("natssink: Stream is empty")
+		return errors.New("empty")
 	}
-	if strings.ContainsAny(name, " \t\r\n.*>/\\") {
-		return fmt.Errorf("natssink: Stream %q may not contain whitespace, '.', '*', '>', '/' or '\\'", name)
+	if i := strings.IndexAny(name, " \t\r\n.*>/\\"); i >= 0 {
+		return fmt.Errorf("a stream name may not contain %q (nor whitespace, '.', '*', '>', '/' or '\\')", name[i])
+	}
+	return nil
+}
+
+// ValidateReplicas checks a stream's number of replicas (NATS_REPLICAS).
+func ValidateReplicas(n int) error {
+	if n < 1 || n > MaxReplicas {
+		return fmt.Errorf("want an integer from 1 to %d", MaxReplicas)
 	}
 	return nil
 }
