@@ -598,7 +598,8 @@ func (c *config) loadSecrets() (*tls.Config, error) {
 		}
 		b, err := os.ReadFile(c.AuthTokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("invalid AUTH_TOKEN_FILE: %w", err)
+			return nil, fmt.Errorf("invalid AUTH_TOKEN_FILE %q: %w; want a readable file holding one token",
+				c.AuthTokenFile, pathErr(err))
 		}
 		c.AuthToken = strings.TrimRight(string(b), "\r\n")
 		if c.AuthToken == "" || server.ValidateAuthToken(c.AuthToken) != nil {
@@ -613,7 +614,18 @@ func (c *config) loadSecrets() (*tls.Config, error) {
 	}
 	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 	if err != nil {
-		return nil, fmt.Errorf("invalid TLS_CERT/TLS_KEY: %w", err)
+		return nil, fmt.Errorf("invalid TLS_CERT %q or TLS_KEY %q: %w; want readable PEM files of a certificate (chain) and its private key",
+			c.TLSCert, c.TLSKey, pathErr(err))
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// pathErr returns what went wrong with a file without its path, which the
+// message that wraps it already gives.
+func pathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
 }

@@ -9,6 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/fastingest/fastingest/server"
 )
 
@@ -207,6 +212,17 @@ func TestLoadConfigFlagWinsOverEnv(t *testing.T) {
 }
 
 func TestLoadConfigInvalid(t *testing.T) {
+	// invalid notes the settings the cases below set, by variable or flag:
+	// every option that can be invalid must have a case. The file paths
+	// are checked once read (loadSecrets, tls_test.go).
+	invalid := map[string]bool{"AUTH_TOKEN_FILE": true, "TLS_CERT": true, "TLS_KEY": true}
+	defer func() {
+		for _, o := range options {
+			if !invalid[o.env] && !invalid[o.flag] {
+				t.Errorf("no invalid value of %s is tested", o.env)
+			}
+		}
+	}()
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -345,6 +361,12 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "-auth-token with a space", args: []string{"-auth-token", "open sesame"},
 			want: []string{"-auth-token", "<redacted>"}, notWant: []string{"open", "sesame", "AUTH_TOKEN"}},
 	} {
+		for k := range tc.env {
+			invalid[k] = true
+		}
+		for _, a := range tc.args {
+			invalid[strings.TrimLeft(a, "-")] = true
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := loadConfig(tc.args, envMap(tc.env), io.Discard)
 			if err == nil {
@@ -459,6 +481,15 @@ func TestBuildInfo(t *testing.T) {
 		`fastingest_build_info{version="v1\"\\\n",revision="abc123-modified",goversion="go1.26.8"} 1` + "\n"
 	if got := b.metric(); got != want {
 		t.Errorf("metric() = %q; want %q", got, want)
+	}
+	// What /metrics serves of it is valid and lint-free for Prometheus.
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(b.metric()))
+	if f := families["fastingest_build_info"]; err != nil || f.GetType() != dto.MetricType_GAUGE || f.GetHelp() == "" {
+		t.Errorf("Prometheus' parser: %v, %v", err, f)
+	}
+	if problems, err := promlint.New(strings.NewReader(b.metric())).Lint(); err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
 	}
 	// The -ldflags stamp wins over what the Go tool recorded.
 	defer func(v string) { version = v }(version)
