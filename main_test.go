@@ -1,4 +1,4 @@
-//go:build unix
+//go:build unix && e2e
 
 package main
 
@@ -22,15 +22,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
-
-// The end-to-end tests build the real binary once, run it on 127.0.0.1:0 and
-// read its log from stderr. Every wait is bounded by one of these; none is a
-// claim about speed, only a limit on how long a broken build may hang.
-const (
-	startTimeout = 20 * time.Second // until the startup line and a healthy /healthz
-	exitTimeout  = 30 * time.Second // from SIGTERM, or from start for a bad config, until exit
-	httpTimeout  = 10 * time.Second // one request
 )
 
 var (
@@ -327,15 +318,6 @@ func lastLine(t *testing.T, log []string) string {
 	return log[len(log)-1]
 }
 
-func wantContains(t *testing.T, what, s string, want ...string) {
-	t.Helper()
-	for _, w := range want {
-		if !strings.Contains(s, w) {
-			t.Errorf("%s = %q; want it to contain %q", what, s, w)
-		}
-	}
-}
-
 func TestServeAndDrainReferencePayload(t *testing.T) {
 	p := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "10s"})
 	client := newClient(t)
@@ -454,53 +436,6 @@ func TestInvalidConfigExits2(t *testing.T) {
 			}
 			wantContains(t, "stderr", strings.Join(log, "\n"), tc.want...)
 		})
-	}
-}
-
-// runToExit runs the binary with args and env (and no other fastingest
-// variable) until it exits by itself, and returns its exit code and output.
-func runToExit(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, fastingestBinary(t), args...)
-	cmd.Dir = t.TempDir()
-	for _, kv := range os.Environ() {
-		if !isConfigVar(strings.SplitN(kv, "=", 2)[0]) {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatalf("fastingest %s: %v", strings.Join(args, " "), err)
-	}
-	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
-}
-
-// -h and -version print to stdout, for a pager or a script, and exit 0,
-// whatever the environment holds.
-func TestHelpAndVersionExit0(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want []string
-	}{
-		{[]string{"-h"}, []string{"Usage: fastingest", "-max-workers int (env MAX_WORKERS, default 1000)",
-			"accepts an integer from 1 to 1000000", "-version", "Memory bound"}},
-		{[]string{"-help"}, []string{"Usage: fastingest"}},
-		{[]string{"-version"}, []string{"fastingest ", "(revision ", runtime.Version()}},
-		{[]string{"--version"}, []string{"fastingest ", "(revision "}},
-	} {
-		code, stdout, stderr := runToExit(t, map[string]string{"MAX_WORKERS": "0"}, tc.args...)
-		if code != 0 || stderr != "" {
-			t.Errorf("%s: exit %d, stderr %q; want 0 and nothing", tc.args, code, stderr)
-		}
-		wantContains(t, strings.Join(tc.args, " ")+" stdout", stdout, tc.want...)
 	}
 }
 
@@ -637,5 +572,52 @@ func TestBuildInfoMetric(t *testing.T) {
 		`fastingest_build_info{version="`+version+`",revision="`, `",goversion="`+runtime.Version()+`"} 1`+"\n")
 	if code, _ := p.stop(); code != 0 {
 		t.Errorf("exit code = %d; want 0", code)
+	}
+}
+
+// runToExit runs the binary with args and env (and no other fastingest
+// variable) until it exits by itself, and returns its exit code and output.
+func runToExit(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, fastingestBinary(t), args...)
+	cmd.Dir = t.TempDir()
+	for _, kv := range os.Environ() {
+		if !isConfigVar(strings.SplitN(kv, "=", 2)[0]) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("fastingest %s: %v", strings.Join(args, " "), err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// -h and -version print to stdout, for a pager or a script, and exit 0,
+// whatever the environment holds.
+func TestHelpAndVersionExit0(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-h"}, []string{"Usage: fastingest", "-max-workers int (env MAX_WORKERS, default 1000)",
+			"accepts an integer from 1 to 1000000", "-version", "Memory bound"}},
+		{[]string{"-help"}, []string{"Usage: fastingest"}},
+		{[]string{"-version"}, []string{"fastingest ", "(revision ", runtime.Version()}},
+		{[]string{"--version"}, []string{"fastingest ", "(revision "}},
+	} {
+		code, stdout, stderr := runToExit(t, map[string]string{"MAX_WORKERS": "0"}, tc.args...)
+		if code != 0 || stderr != "" {
+			t.Errorf("%s: exit %d, stderr %q; want 0 and nothing", tc.args, code, stderr)
+		}
+		wantContains(t, strings.Join(tc.args, " ")+" stdout", stdout, tc.want...)
 	}
 }

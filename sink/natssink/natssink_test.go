@@ -15,6 +15,7 @@ import (
 )
 
 func TestConfigValidation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		modify func(*Config)
@@ -64,6 +65,7 @@ func TestConfigValidation(t *testing.T) {
 // Credentials never reach logs or Healthy's message: neither a user and
 // password nor a bare token.
 func TestRedactURLs(t *testing.T) {
+	t.Parallel()
 	got := RedactURLs("nats://u:secret@a:4222, secret@b:4222,tls://c:4223,nats://[bad")
 	want := "nats://redacted@a:4222,nats://redacted@b:4222,tls://c:4223,(unparsable URL)"
 	if got != want {
@@ -73,6 +75,7 @@ func TestRedactURLs(t *testing.T) {
 
 // New fails on an invalid Config at once, without trying to connect.
 func TestNewFailsOnInvalidConfig(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig("nats://127.0.0.1:1")
 	cfg.Replicas = 0
 	start := time.Now()
@@ -89,6 +92,7 @@ func TestNewFailsOnInvalidConfig(t *testing.T) {
 // A stream that exists but captures other subjects is a configuration
 // error that waiting does not fix.
 func TestNewFailsOnStreamMismatch(t *testing.T) {
+	t.Parallel()
 	srv := runServer(t, -1, t.TempDir())
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -112,6 +116,7 @@ func TestNewFailsOnStreamMismatch(t *testing.T) {
 }
 
 func TestSubjectMatches(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		pattern, subject string
 		want             bool
@@ -136,6 +141,7 @@ func TestSubjectMatches(t *testing.T) {
 }
 
 func TestMsgID(t *testing.T) {
+	t.Parallel()
 	seen := make(map[string]uint64)
 	for seq := uint64(1); seq <= 1000; seq++ {
 		id := msgID("P", seq)
@@ -169,6 +175,7 @@ func unreachableURL(t testing.TB) string {
 // test publishes a parcel, and once it is stored feeds its entry to the
 // sink's retry path as if the acknowledgement had timed out.
 func TestRetryReusesMsgID(t *testing.T) {
+	t.Parallel()
 	srv := runServer(t, -1, t.TempDir())
 	s := newSink(t, testConfig(srv.ClientURL()))
 
@@ -224,6 +231,7 @@ func TestRetryReusesMsgID(t *testing.T) {
 // The whole path: a dispatcher storing batches in the sink, each parcel
 // once in the stream with its record, every task completed.
 func TestStoresEachParcelOnce(t *testing.T) {
+	t.Parallel()
 	srv := runServer(t, -1, t.TempDir())
 	s := newSink(t, testConfig(srv.ClientURL()))
 	if err := s.Healthy(); err != nil {
@@ -251,6 +259,7 @@ func TestStoresEachParcelOnce(t *testing.T) {
 // Parcels stored while the server is down wait in the sink, and land once
 // each when it comes back on the same port with the same store.
 func TestRidesOutServerRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	srv := runServer(t, -1, dir)
 	port := serverPort(srv)
@@ -290,6 +299,7 @@ func TestRidesOutServerRestart(t *testing.T) {
 // A sink started before its server starts, holds parcels, and creates the
 // stream once the server is up.
 func TestStartsBeforeServer(t *testing.T) {
+	t.Parallel()
 	port := freePorts(t, 1)[0]
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
 	s := newSink(t, testConfig(url))
@@ -317,6 +327,7 @@ func TestStartsBeforeServer(t *testing.T) {
 // A stream deleted under the sink is created again, and the parcels
 // published meanwhile land in it.
 func TestRecreatesDeletedStream(t *testing.T) {
+	t.Parallel()
 	srv := runServer(t, -1, t.TempDir())
 	s := newSink(t, testConfig(srv.ClientURL()))
 	d := newDispatcher(t, s)
@@ -344,6 +355,7 @@ func TestRecreatesDeletedStream(t *testing.T) {
 // When Close's context ends while NATS is down, every task the sink holds
 // is finished with an error, and Close returns.
 func TestCloseGivesUpWhileServerDown(t *testing.T) {
+	t.Parallel()
 	srv := runServer(t, -1, t.TempDir())
 	s := newSink(t, testConfig(srv.ClientURL()))
 	d := newDispatcher(t, s)
@@ -383,6 +395,7 @@ func TestCloseGivesUpWhileServerDown(t *testing.T) {
 // its context ends, without taking the task. Close then finishes exactly
 // the tasks taken, once each.
 func TestStoreBlocksWhenFull(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(unreachableURL(t))
 	cfg.MaxPending = 2
 	s := newSink(t, cfg)
@@ -436,6 +449,7 @@ func TestStoreBlocksWhenFull(t *testing.T) {
 
 // A Store waiting for room gives up when Close begins.
 func TestCloseReleasesBlockedStore(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(unreachableURL(t))
 	cfg.MaxPending = 1
 	s := newSink(t, cfg)
@@ -468,6 +482,7 @@ func TestCloseReleasesBlockedStore(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		attempts int
 		want     time.Duration
@@ -489,6 +504,7 @@ func TestBackoff(t *testing.T) {
 // A panic while building a message (here: a task without a parcel) leaves
 // nothing taken, so Close does not wait for a parcel that never was.
 func TestPanicInStoreTakesNothing(t *testing.T) {
+	t.Parallel()
 	srv := runServer(t, -1, t.TempDir())
 	s := newSink(t, testConfig(srv.ClientURL()))
 	func() {
