@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -30,37 +29,7 @@ func startUnderPrlimit(t *testing.T, nofile int, env map[string]string) *process
 		t.Skip("prlimit (util-linux) not found")
 	}
 	n := strconv.Itoa(nofile)
-	cmd := exec.Command(prlimit, "--nofile="+n+":"+n, "--", fastingestBinary(t))
-	cmd.Dir = t.TempDir()
-	for _, kv := range os.Environ() {
-		if !isConfigVar(strings.SplitN(kv, "=", 2)[0]) {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("cannot start fastingest under prlimit: %v", err)
-	}
-	p := &process{t: t, cmd: cmd, listening: make(chan string, 1), exited: make(chan struct{})}
-	go p.read(stderr)
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("fastingest stderr:\n%s", strings.Join(p.log(), "\n"))
-		}
-	})
-	return p
+	return startCommand(t, exec.Command(prlimit, "--nofile="+n+":"+n, "--", fastingestBinary(t)), env)
 }
 
 // openIdle opens n connections to addr that send nothing, closed when the

@@ -104,7 +104,16 @@ type process struct {
 // that the caller's shell cannot change a test's configuration.
 func startProcess(t *testing.T, env map[string]string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(fastingestBinary(t), args...)
+	return startCommand(t, exec.Command(fastingestBinary(t), args...), env)
+}
+
+// startCommand starts cmd, which runs the binary (perhaps through a
+// wrapper such as prlimit), as startProcess does: in a temporary directory,
+// with env added to the test's environment without its fastingest
+// variables, its stderr read into the process's log, and killed when the
+// test ends if it has not exited.
+func startCommand(t *testing.T, cmd *exec.Cmd, env map[string]string) *process {
+	t.Helper()
 	cmd.Dir = t.TempDir() // the file sink's default ./data lands there
 	for _, kv := range os.Environ() {
 		if !isConfigVar(strings.SplitN(kv, "=", 2)[0]) {
@@ -119,7 +128,7 @@ func startProcess(t *testing.T, env map[string]string, args ...string) *process 
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("cannot start fastingest: %v", err)
+		t.Fatalf("cannot start %s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	p := &process{t: t, cmd: cmd, listening: make(chan string, 1), exited: make(chan struct{})}
 	go p.read(stderr)
@@ -136,7 +145,7 @@ func startProcess(t *testing.T, env map[string]string, args ...string) *process 
 			}
 		}
 		if t.Failed() {
-			t.Logf("fastingest %s stderr:\n%s", strings.Join(args, " "), strings.Join(p.log(), "\n"))
+			t.Logf("%s stderr:\n%s", strings.Join(cmd.Args, " "), strings.Join(p.log(), "\n"))
 		}
 	})
 	return p
