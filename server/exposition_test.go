@@ -3,8 +3,6 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,17 +190,8 @@ func TestExposition(t *testing.T) {
 // for requests that leave the connection open.
 func firstAnswer(t *testing.T, addr, raw string) *fasthttp.Response {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	conn := dialAndWrite(t, addr, raw)
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(waitTimeout)); err != nil {
-		t.Fatalf("SetDeadline: %v", err)
-	}
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatalf("write: %v", err)
-	}
 	resp := &fasthttp.Response{}
 	if err := resp.Read(bufio.NewReader(conn)); err != nil {
 		t.Fatalf("read response: %v", err)

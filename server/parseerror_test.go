@@ -28,22 +28,32 @@ const leakToken = "s3cr3tT0kenValue"
 // connection's error too.
 func sendRaw(t *testing.T, addr, raw string) []byte {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	conn := dialAndWrite(t, addr, raw)
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(waitTimeout)); err != nil {
-		t.Fatalf("SetDeadline: %v", err)
-	}
-	if _, err := io.WriteString(conn, raw); err != nil {
-		t.Fatalf("write: %v", err)
-	}
 	answer, err := io.ReadAll(conn)
 	if err != nil {
 		t.Fatalf("read until the server closes: %v (read %q)", err, answer)
 	}
 	return answer
+}
+
+// dialAndWrite connects to addr, with a deadline bounding the whole
+// conversation, and writes raw in one write.
+func dialAndWrite(t *testing.T, addr, raw string) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if err := conn.SetDeadline(time.Now().Add(waitTimeout)); err != nil {
+		conn.Close()
+		t.Fatalf("SetDeadline: %v", err)
+	}
+	if _, err := io.WriteString(conn, raw); err != nil {
+		conn.Close()
+		t.Fatalf("write: %v", err)
+	}
+	return conn
 }
 
 // parseAnswer reads the HTTP response in answer.

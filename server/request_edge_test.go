@@ -19,26 +19,10 @@ import (
 const edgeToken = "edge-test-token-0123456789"
 
 // rawExchange writes req on a new TCP connection to addr and returns the
-// status line and the whole response the server sent before it closed the
-// connection or went quiet for a moment.
+// status of the answer, and the whole answer for messages.
 func rawExchange(t *testing.T, addr, req string) (status, whole string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(waitTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	br := bufio.NewReader(conn)
-	var resp fasthttp.Response
-	if err := resp.Read(br); err != nil {
-		t.Fatalf("read response to %q: %v", firstLine(req), err)
-	}
+	resp := firstAnswer(t, addr, req)
 	return strconv.Itoa(resp.StatusCode()), resp.String()
 }
 
