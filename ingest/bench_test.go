@@ -58,8 +58,21 @@ func (discardSink) Store(context.Context, Task) error { return nil }
 // worker, the worker and a sink that does nothing. One op is a 9-parcel
 // request (its one allocation is the benchmark's unpooled batch); ns/task is
 // the figure per parcel. Run it with -cpu 1 to match a server on one CPU.
-func BenchmarkDispatcherPerTask(b *testing.B) {
-	d, err := New(Config{MaxQueue: 10000, MaxWorkers: 100, Sink: discardSink{}})
+func BenchmarkDispatcherPerTask(b *testing.B) { benchmarkDispatcher(b, discardSink{}) }
+
+// BenchmarkDispatcherPerTaskRuns is BenchmarkDispatcherPerTask with a sink
+// that takes runs of up to 64 tasks (a RunSink, as the null sink is): a
+// worker gets what is queued in one hand-off.
+func BenchmarkDispatcherPerTaskRuns(b *testing.B) { benchmarkDispatcher(b, discardRunSink{}) }
+
+// discardRunSink is a RunSink that stores nothing.
+type discardRunSink struct{ discardSink }
+
+func (discardRunSink) MaxRun() int                               { return 64 }
+func (discardRunSink) StoreRun(context.Context, []Task, []error) {}
+
+func benchmarkDispatcher(b *testing.B, sink Sink) {
+	d, err := New(Config{MaxQueue: 10000, MaxWorkers: 100, Sink: sink})
 	if err != nil {
 		b.Fatal(err)
 	}

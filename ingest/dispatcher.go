@@ -99,7 +99,8 @@ type Dispatcher struct {
 	bodyRoom *room          // free body bytes (MaxQueueBytes); nil: no limit
 	maxBytes int64          // MaxQueueBytes
 	timeout  time.Duration  // EnqueueTimeout
-	pool     chan chan Task // task channels of ready workers, cap MaxWorkers
+	pool     chan *worker // ready workers, cap MaxWorkers
+	maxRun   int          // most tasks handed to a worker at once: the sink's MaxRun, else 1
 	workers  []*worker
 	sink     Sink
 	deferred DeferredSink // sink, when it finishes tasks itself; else nil
@@ -167,7 +168,8 @@ func New(cfg Config) (*Dispatcher, error) {
 		room:       newRoom(cfg.MaxQueue),
 		maxBytes:   cfg.MaxQueueBytes,
 		timeout:    cfg.EnqueueTimeout,
-		pool:       make(chan chan Task, cfg.MaxWorkers),
+		pool:       make(chan *worker, cfg.MaxWorkers),
+		maxRun:     1,
 		sink:       cfg.Sink,
 		log:        log,
 		done:       make(chan struct{}),
@@ -180,6 +182,9 @@ func New(cfg Config) (*Dispatcher, error) {
 		d.bodyRoom = newRoom64(cfg.MaxQueueBytes)
 	}
 	d.deferred, _ = cfg.Sink.(DeferredSink)
+	if rs, ok := cfg.Sink.(RunSink); ok {
+		d.maxRun = max(1, rs.MaxRun())
+	}
 	d.registerMetrics(cfg.Metrics)
 	d.storeCtx, d.cancelStore = context.WithCancel(context.Background())
 	d.workers = make([]*worker, cfg.MaxWorkers)
@@ -212,8 +217,8 @@ func (d *Dispatcher) Start() {
 // wrk (figures: benchmarks/RESULTS.md, "Figures the code cites").
 func (d *Dispatcher) run() {
 	defer close(d.done)
-	ready := make([]chan Task, 0, cap(d.pool)) // task channels of ready workers, newest last
-	var freed int64                            // queue places taken off and not yet given back
+	ready := make([]*worker, 0, cap(d.pool)) // ready workers, newest last
+	var freed int64                          // queue places taken off and not yet given back
 	for {
 		ready = d.collectReady(ready)
 		if len(ready) == 0 {
@@ -227,19 +232,20 @@ func (d *Dispatcher) run() {
 		if !ok {
 			break
 		}
+		w := ready[len(ready)-1]
+		ready = ready[:len(ready)-1]
+		run := d.fillRun(append(w.run[:0], t))
 		// Places are given back in batches, not one atomic operation
 		// per task: at the latest when the queue is empty, before the
 		// next receive could block.
-		if freed++; freed >= 16 || len(d.queue) == 0 {
+		if freed += int64(len(run)); freed >= 16 || len(d.queue) == 0 {
 			d.room.release(freed)
 			freed = 0
 		}
-		worker := ready[len(ready)-1]
-		ready = ready[:len(ready)-1]
-		// Counted here, once per task, rather than by the worker on
-		// entry and exit: one atomic operation instead of two.
-		d.dispatched.Add(1)
-		worker <- t
+		// Counted here, once per run, rather than by the worker on
+		// entry and exit: one atomic operation instead of two per task.
+		d.dispatched.Add(uint64(len(run)))
+		w.runs <- run
 	}
 	// The queue is closed and empty: nothing more will be sent to any
 	// worker, so each may be told to quit.
@@ -249,8 +255,28 @@ func (d *Dispatcher) run() {
 	d.workersWG.Wait()
 }
 
+// fillRun appends to run the tasks already queued, up to maxRun, without
+// waiting for more: a run is what the queue holds when a worker is ready,
+// so that under light load a task waits for no other, and under heavy load
+// one hand-off moves many. A request's parcels may so go to one worker or
+// to several, in order within each run.
+func (d *Dispatcher) fillRun(run []Task) []Task {
+	for len(run) < d.maxRun {
+		select {
+		case t, ok := <-d.queue:
+			if !ok {
+				return run // closed: the next receive in run ends the loop
+			}
+			run = append(run, t)
+		default:
+			return run
+		}
+	}
+	return run
+}
+
 // collectReady appends every offer waiting in the pool, without blocking.
-func (d *Dispatcher) collectReady(ready []chan Task) []chan Task {
+func (d *Dispatcher) collectReady(ready []*worker) []*worker {
 	for {
 		select {
 		case w := <-d.pool:

@@ -398,13 +398,13 @@ func TestSinkPanicCountsAsFailedAndWorkerSurvives(t *testing.T) {
 
 // startLoneWorker starts a worker outside any dispatcher loop, offering
 // itself on the returned pool; exited is closed when it quits.
-func startLoneWorker(t *testing.T, sink Sink) (w *worker, pool chan chan Task, exited chan struct{}) {
+func startLoneWorker(t *testing.T, sink Sink) (w *worker, pool chan *worker, exited chan struct{}) {
 	t.Helper()
 	d, err := New(Config{MaxQueue: 1, MaxWorkers: 1, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool = make(chan chan Task, 1)
+	pool = make(chan *worker, 1)
 	exited = make(chan struct{})
 	w = newWorker(1, pool, d, func() { close(exited) })
 	w.start()
@@ -430,7 +430,7 @@ func TestWorkerQuitWhileIdle(t *testing.T) {
 func TestWorkerQuitWhileBusyFinishesTheTask(t *testing.T) {
 	sink := newGatedSink()
 	w, pool, exited := startLoneWorker(t, sink)
-	(<-pool) <- Task{Parcel: &Parcel{ID: "1"}}
+	(<-pool).runs <- []Task{{Parcel: &Parcel{ID: "1"}}}
 	waitFor(t, "the worker storing its task", func() bool { return sink.running.Load() == 1 })
 	w.quit()
 	select {

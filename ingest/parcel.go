@@ -101,3 +101,23 @@ type DeferredSink interface {
 	// failed once ctx ends — and then releases the sink's resources.
 	Close(ctx context.Context) error
 }
+
+// A RunSink is a Sink that stores a run of tasks in one call: one write and
+// one lock for many parcels, where Store takes them one at a time. The
+// dispatcher then hands a ready worker up to MaxRun tasks at once, what is
+// queued, instead of one: the per-parcel hand-off (a queue receive, a send
+// to a worker, a worker's wake-up) is paid once per run (issue 15).
+//
+// StoreRun stores the tasks of run, in order, as Store would each: errs has
+// one element per task, nil on entry, and StoreRun sets errs[i] for a task
+// it could not store (or, for a DeferredSink, did not take). The run and its
+// tasks' parcels are valid as for Store; the run slice itself only until
+// StoreRun returns. Like Store, StoreRun must not panic once it has taken a
+// task: a panic fails every task whose errs element is still nil.
+type RunSink interface {
+	Sink
+	// MaxRun is the most tasks the dispatcher hands over in one run; 1
+	// means a task at a time, as for a plain Sink.
+	MaxRun() int
+	StoreRun(ctx context.Context, run []Task, errs []error)
+}

@@ -14,11 +14,8 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/sink"
 )
-
-type discardSink struct{}
-
-func (discardSink) Store(context.Context, ingest.Task) error { return nil }
 
 // newNullDispatcher is a running dispatcher whose sink does nothing, for
 // measuring the request path alone; it is shut down when the test ends.
@@ -26,7 +23,7 @@ func newNullDispatcher(b testing.TB) *ingest.Dispatcher {
 	b.Helper()
 	// MaxQueueBytes as fastingest's default: the body-bytes reservation
 	// is part of the measured path.
-	d, err := ingest.New(ingest.Config{MaxQueue: 10000, MaxQueueBytes: 256 << 20, MaxWorkers: 64, Sink: discardSink{}})
+	d, err := ingest.New(ingest.Config{MaxQueue: 10000, MaxQueueBytes: 256 << 20, MaxWorkers: 64, Sink: sink.Null{}}) // runs of tasks, as SINK=null
 	if err != nil {
 		b.Fatal(err)
 	}

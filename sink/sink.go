@@ -18,6 +18,17 @@ type Null struct{}
 // Store does nothing and never fails.
 func (Null) Store(context.Context, ingest.Task) error { return nil }
 
+// NullMaxRun is the most tasks the null sink takes in one run: as many as a
+// worker is likely to find queued under load, so that the hand-off is paid
+// once for several requests (issue 15).
+const NullMaxRun = 64
+
+// MaxRun makes Null an ingest.RunSink.
+func (Null) MaxRun() int { return NullMaxRun }
+
+// StoreRun does nothing and never fails.
+func (Null) StoreRun(context.Context, []ingest.Task, []error) {}
+
 // Sim is the reference design's simulated storage: each Store sleeps for a
 // uniformly random duration in [Min, Max] and succeeds.
 type Sim struct {
