@@ -94,13 +94,13 @@ type Config struct {
 // (backpressure reaches the HTTP clients), and the number of pending tasks is
 // bounded by MaxQueue + MaxWorkers instead of growing as a pile of goroutines.
 type Dispatcher struct {
-	queue    chan Task      // the global task queue, cap MaxQueue
-	room     *room          // its free places, reserved a whole request at a time
-	bodyRoom *room          // free body bytes (MaxQueueBytes); nil: no limit
-	maxBytes int64          // MaxQueueBytes
-	timeout  time.Duration  // EnqueueTimeout
-	pool     chan *worker // ready workers, cap MaxWorkers
-	maxRun   int          // most tasks handed to a worker at once: the sink's MaxRun, else 1
+	queue    chan Task     // the global task queue, cap MaxQueue
+	room     *room         // its free places, reserved a whole request at a time
+	bodyRoom *room         // free body bytes (MaxQueueBytes); nil: no limit
+	maxBytes int64         // MaxQueueBytes
+	timeout  time.Duration // EnqueueTimeout
+	pool     chan *worker  // ready workers, cap MaxWorkers
+	maxRun   int           // most tasks handed to a worker at once: the sink's MaxRun, else 1
 	workers  []*worker
 	sink     Sink
 	deferred DeferredSink // sink, when it finishes tasks itself; else nil
