@@ -73,6 +73,10 @@ type startupDescriber interface{ StartupAttrs() []any }
 // summarizer is a sink that counts what it did, for the shutdown summary.
 type summarizer interface{ SummaryAttrs() []any }
 
+// metricsWriter is a sink with metrics of its own for /metrics (the file
+// sink: lost segments, and shipping to S3).
+type metricsWriter interface{ WriteMetrics(w io.Writer) }
+
 // start builds the parts from cfg, listens and starts serving. When it
 // fails it has said why, on stderr or in the log, and returns a nil app and
 // the exit code: 2 for a configuration fastingest cannot use, 1 otherwise.
@@ -102,6 +106,9 @@ func start(cfg config, log *slog.Logger, stderr io.Writer) (*app, int) {
 	build := readBuildInfo()
 	buildMetric := build.metric()
 	registry.RegisterMetricsWriter(func(w io.Writer) { _, _ = io.WriteString(w, buildMetric) })
+	if m, ok := store.(metricsWriter); ok {
+		registry.RegisterMetricsWriter(m.WriteMetrics)
+	}
 	dispatcher, err := ingest.New(ingest.Config{
 		MaxQueue: cfg.MaxQueue, MaxQueueBytes: cfg.MaxQueueBytes, MaxWorkers: cfg.MaxWorkers, Sink: store,
 		EnqueueTimeout: cfg.EnqueueTimeout, Metrics: registry, Logger: log,

@@ -3,6 +3,16 @@
 // segments rotate by size and age, and the oldest are deleted past a
 // retention bound.
 //
+// The segment on disk is the truth. Segments are opened with O_APPEND, and
+// before a durable sink finishes a group's tasks (and at least every
+// FsyncInterval in any case) it checks that the file it writes to is still
+// the file at the segment's path, linked, and not shorter than what it
+// wrote. A segment deleted, moved, replaced or truncated under it is lost:
+// counted, logged, and replaced by a new segment in which the parcels not
+// yet finished are written again, so that no acknowledgement is ever given
+// for bytes that are not in a linked file. At startup every segment is
+// checked, and torn lines and NUL runs are cut.
+//
 // Workers never write to the file themselves. Store encodes the parcel into
 // the sink's current write group (a buffer and the tasks in it) under a
 // mutex held for about a hundred nanoseconds, and returns; one writer
@@ -90,17 +100,27 @@ type Sink struct {
 	health atomic.Pointer[error] // nil when writes succeed
 
 	// Owned by the writer goroutine.
-	seg       *os.File
-	segName   string
-	segSize   int64
-	segOpened time.Time
-	unsynced  bool        // written since the last fsync
-	syncDue   *time.Timer // armed when unsynced becomes true
-	closedSeg []segment   // closed segments, oldest first
+	seg        *os.File
+	segFd      int
+	segName    string
+	segPath    string // Dir/segName
+	segID      fileID // the file created at segPath
+	segSize    int64  // bytes written to it
+	segParcels int64  // parcels written to it
+	segOpened  time.Time
+	unsynced   bool        // written since the last fsync
+	syncDue    *time.Timer // armed when unsynced becomes true
+	closedSeg  []segment   // closed segments, oldest first
 
 	written atomic.Uint64 // parcels written
 	writes  atomic.Uint64 // write system calls that succeeded
 	synced  atomic.Uint64 // fsyncs done
+
+	segmentsLost atomic.Uint64 // open segments deleted, moved, replaced or truncated
+	parcelsLost  atomic.Uint64 // parcels written to those and not left in them
+	repaired     atomic.Uint64 // segments repaired at startup
+	cutBytes     atomic.Uint64 // bytes cut at startup: torn lines, NUL runs
+	cutLines     atomic.Uint64 // pieces of lines cut at startup
 }
 
 // group is one write: the encoded lines and the tasks they belong to.
@@ -114,8 +134,9 @@ type segment struct {
 	size int64
 }
 
-// New opens the data directory, repairs a torn last line left by a crash,
-// opens a new segment and starts the writer.
+// New opens the data directory (creating it, and fsyncing it into its
+// parent, if missing), checks every segment in it, cutting torn lines and NUL
+// runs, opens a new segment and starts the writer.
 func New(cfg Config) (*Sink, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -140,24 +161,12 @@ func New(cfg Config) (*Sink, error) {
 		fdatasync: syscall.Fdatasync,
 	}
 	s.syncDue.Stop()
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+	if err := makeDir(cfg.Dir, s.syncDir); err != nil {
 		return nil, fmt.Errorf("filesink: cannot create the data directory: %w", err)
 	}
-	segs, err := listSegments(cfg.Dir)
+	segs, err := s.checkSegments()
 	if err != nil {
 		return nil, err
-	}
-	if len(segs) > 0 {
-		last := &segs[len(segs)-1]
-		cut, err := repairTail(filepath.Join(cfg.Dir, last.name))
-		if err != nil {
-			return nil, err
-		}
-		if cut > 0 {
-			last.size -= cut
-			log.Warn("cut a torn last line left by an earlier crash; parcels of that line were never acknowledged as persisted",
-				"segment", last.name, "bytes_cut", cut)
-		}
 	}
 	s.closedSeg = segs
 	if err := s.openSegment(time.Now()); err != nil {
@@ -166,6 +175,42 @@ func New(cfg Config) (*Sink, error) {
 	s.enforceRetention()
 	go s.run()
 	return s, nil
+}
+
+// checkSegments lists the data directory's segments, oldest first, after
+// repairing each: a crash tears the last line of the segment being written,
+// and a failed write that could not be cut off, a truncation by someone
+// else or a file system's recovery may leave a torn line or a run of NUL
+// bytes in any segment. It removes a repair's temporary file left by a
+// crash.
+func (s *Sink) checkSegments() ([]segment, error) {
+	if stale, err := filepath.Glob(filepath.Join(s.cfg.Dir, "*"+segmentSuffix+repairSuffix)); err == nil {
+		for _, p := range stale {
+			_ = os.Remove(p)
+		}
+	}
+	segs, err := listSegments(s.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for i := range segs {
+		seg := &segs[i]
+		cut, lines, err := repairSegment(filepath.Join(s.cfg.Dir, seg.name), s.syncDir)
+		if err != nil {
+			return nil, fmt.Errorf("filesink: cannot check segment %s: %w", seg.name, err)
+		}
+		if cut == 0 {
+			continue
+		}
+		seg.size -= cut
+		s.repaired.Add(1)
+		s.cutBytes.Add(uint64(cut))
+		s.cutLines.Add(uint64(lines))
+		s.log.Warn("cut torn lines and NUL runs from a segment (a crash, or a write or truncation by something else); "+
+			"a torn line was never acknowledged as persisted",
+			"segment", seg.name, "bytes_cut", cut, "lines_cut", lines)
+	}
+	return segs, nil
 }
 
 // Healthy returns nil while writes succeed, and the last write error while
@@ -290,6 +335,15 @@ func (s *Sink) run() {
 		lingerTimer = time.NewTimer(time.Hour)
 		lingerTimer.Stop()
 	}
+	// A durable sink checks its segment after every group's fsync; this
+	// catches a segment lost while nothing is written, or written without
+	// a check, within FsyncInterval (a second when that is 0).
+	checkEvery := s.cfg.FsyncInterval
+	if checkEvery <= 0 {
+		checkEvery = time.Second
+	}
+	check := time.NewTicker(checkEvery)
+	defer check.Stop()
 	for {
 		stopping := false
 		select {
@@ -309,6 +363,8 @@ func (s *Sink) run() {
 			if s.unsynced {
 				s.syncRetrying()
 			}
+		case <-check.C:
+			s.checkOrReplace()
 		case <-age:
 			if s.seg != nil && s.segSize > 0 && time.Since(s.segOpened) >= s.cfg.SegmentAge {
 				s.rotate(time.Now())
@@ -352,7 +408,7 @@ func (s *Sink) drain() {
 // succeeds or the sink is aborted, then finishes its tasks and empties it.
 func (s *Sink) writeGroup(g *group) {
 	syncNow := s.cfg.Durable || s.cfg.FsyncInterval == 0
-	err := s.retry(func() error { return s.write(g.buf, syncNow) })
+	err := s.retry(func() error { return s.write(g.buf, len(g.tasks), syncNow) })
 	for i := range g.tasks {
 		g.tasks[i].Finish(err)
 	}
@@ -373,13 +429,47 @@ func (s *Sink) writeGroup(g *group) {
 	}
 }
 
-// write appends b to the segment, and fsyncs it when syncNow. On an error
-// it cuts the file back to where b began, so that a retry neither tears a
-// line nor writes one twice. After a failed fsync the data written may not
-// be on disk whatever a read shows, so it is written again too.
-func (s *Sink) write(b []byte, syncNow bool) error {
+// maxLostInARow bounds how often write finds its new segment lost again at
+// once before it leaves the group to retry's backoff.
+const maxLostInARow = 3
+
+// write appends b, the lines of parcels parcels, to the segment, and fsyncs
+// it when syncNow. Then, when syncNow, it checks that the segment is still
+// the file at its path and holds what was written: if not, the segment is
+// lost (segmentLost) and b is written again in a new one. So a task is
+// never finished for a line that is not in a linked file.
+func (s *Sink) write(b []byte, parcels int, syncNow bool) error {
+	for range maxLostInARow {
+		if err := s.writeOnce(b, syncNow); err != nil {
+			return err
+		}
+		if !syncNow {
+			s.segParcels += int64(parcels)
+			return nil
+		}
+		reason, err := s.checkOpenSegment()
+		if err != nil {
+			return s.undo(s.segSize-int64(len(b)), b, err)
+		}
+		if reason == "" {
+			s.segParcels += int64(parcels)
+			return nil
+		}
+		s.segmentLost(reason, b, true)
+		if s.seg == nil {
+			return errors.New("the segment was lost and no new one could be opened")
+		}
+	}
+	return fmt.Errorf("segment lost %d times in a row", maxLostInARow)
+}
+
+// writeOnce appends b to the segment, and fsyncs it when syncNow. On an
+// error it cuts the file back to where b began, so that a retry neither
+// tears a line nor writes one twice. After a failed fsync the data written
+// may not be on disk whatever a read shows, so it is written again too.
+func (s *Sink) writeOnce(b []byte, syncNow bool) error {
 	start := s.segSize
-	_, err := s.seg.WriteAt(b, start)
+	n, err := s.seg.Write(b) // O_APPEND: at the file's end, wherever that is
 	if err == nil {
 		s.writes.Add(1)
 		s.segSize += int64(len(b))
@@ -393,17 +483,48 @@ func (s *Sink) write(b []byte, syncNow bool) error {
 		if err = s.sync(); err == nil {
 			return nil
 		}
+		n = len(b)
 	} else {
 		err = fmt.Errorf("cannot write to %s: %w", s.segName, err)
 	}
+	return s.undo(start, b[:n], err)
+}
+
+// undo cuts written, the part of a write that reached the file before cause
+// (an error) stopped it, off the segment, which held start bytes before, and
+// returns cause. A segment found lost meanwhile is given up instead (it
+// would not be cut back to where the sink thinks it was): the retry goes to
+// a new segment.
+func (s *Sink) undo(start int64, written []byte, cause error) error {
 	s.segSize = start
+	reason, err := s.checkOpenSegment()
+	if err == nil && reason != "" {
+		s.segmentLost(reason, written, true)
+		return cause
+	}
 	if terr := s.seg.Truncate(start); terr != nil {
 		// The file may now end with part of b. Leave it to the startup
 		// repair and the readers: the retry goes to a new segment, and
 		// none of b's parcels has been acknowledged yet.
-		return errors.Join(err, s.switchSegment(terr))
+		return errors.Join(cause, s.switchSegment(terr))
 	}
-	return err
+	return cause
+}
+
+// checkOrReplace checks the open segment, and gives it up and opens a new
+// one if it was lost. The writer calls it every FsyncInterval.
+func (s *Sink) checkOrReplace() {
+	if s.seg == nil {
+		return
+	}
+	reason, err := s.checkOpenSegment()
+	if err != nil {
+		s.log.Error("cannot check the open segment", "segment", s.segName, "err", err)
+		return
+	}
+	if reason != "" {
+		s.segmentLost(reason, nil, true)
+	}
 }
 
 // switchSegment opens a new segment after the current one could not be
@@ -414,7 +535,7 @@ func (s *Sink) switchSegment(cause error) error {
 	_ = s.seg.Close()
 	s.closedSeg = append(s.closedSeg, segment{name: s.segName, size: s.segSize})
 	if err := s.openSegment(time.Now()); err != nil {
-		s.seg, s.segSize = nil, 0 // as in rotate
+		s.seg, s.segSize, s.segParcels = nil, 0, 0 // as in rotate
 		return err
 	}
 	return nil
@@ -423,7 +544,7 @@ func (s *Sink) switchSegment(cause error) error {
 func (s *Sink) sync() error {
 	// fdatasync: the data and the file size, not the timestamps, which
 	// saves a journal write per sync on ext4 and XFS.
-	if err := s.fdatasync(int(s.seg.Fd())); err != nil {
+	if err := s.fdatasync(s.segFd); err != nil {
 		return fmt.Errorf("cannot fsync %s: %w", s.segName, err)
 	}
 	s.unsynced = false
@@ -483,11 +604,15 @@ func (s *Sink) finishStop() {
 	if s.unsynced {
 		s.syncRetrying()
 	}
+	if reason, err := s.checkOpenSegment(); err == nil && reason != "" {
+		s.segmentLost(reason, nil, false)
+		return
+	}
 	if err := s.seg.Close(); err != nil {
 		s.log.Error("cannot close segment", "segment", s.segName, "err", err)
 	}
 	if s.segSize == 0 {
-		_ = os.Remove(filepath.Join(s.cfg.Dir, s.segName))
+		_ = os.Remove(s.segPath)
 	}
 }
 
@@ -498,6 +623,12 @@ func (s *Sink) rotate(now time.Time) {
 		// it holds is durable.
 		s.syncRetrying()
 	}
+	// A segment is closed only once it is known to hold what was written.
+	if reason, err := s.checkOpenSegment(); err == nil && reason != "" {
+		s.segmentLost(reason, nil, true)
+		s.enforceRetention()
+		return
+	}
 	if err := s.seg.Close(); err != nil {
 		s.log.Error("cannot close segment", "segment", s.segName, "err", err)
 	}
@@ -505,7 +636,7 @@ func (s *Sink) rotate(now time.Time) {
 	if err := s.openSegment(now); err != nil {
 		// No current segment until the next write opens one: its
 		// bytes are the closed segment's now, not to be counted twice.
-		s.seg, s.segSize = nil, 0
+		s.seg, s.segSize, s.segParcels = nil, 0, 0
 		s.log.Error("cannot open a new segment", "dir", s.cfg.Dir, "err", err)
 	}
 	s.enforceRetention()
@@ -524,8 +655,18 @@ func (s *Sink) openSegment(now time.Time) error {
 		name = now.UTC().Format(segmentTimeLayout) + segmentSuffix
 	}
 	path := filepath.Join(s.cfg.Dir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	// O_APPEND: a write lands at the file's end even if the file was
+	// truncated meanwhile, instead of at the old offset, which would leave
+	// a run of NUL bytes before it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
 	if err != nil {
+		return fmt.Errorf("cannot create segment: %w", err)
+	}
+	fd := int(f.Fd())
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		_ = f.Close()
+		_ = os.Remove(path)
 		return fmt.Errorf("cannot create segment: %w", err)
 	}
 	// fdatasync makes a segment's lines durable, not its name: until the
@@ -539,8 +680,9 @@ func (s *Sink) openSegment(now time.Time) error {
 	s.mu.Lock()
 	s.segName = name
 	s.mu.Unlock()
-	s.seg = f
-	s.segSize = 0
+	s.seg, s.segFd, s.segPath = f, fd, path
+	s.segID = fileID{uint64(st.Dev), uint64(st.Ino)}
+	s.segSize, s.segParcels = 0, 0
 	s.segOpened = now
 	s.unsynced = false
 	return nil
@@ -600,35 +742,6 @@ func listSegments(dir string) ([]segment, error) {
 	return segs, nil
 }
 
-// repairTail cuts a last line without its newline off the file at path — a
-// write torn by a crash — and returns how many bytes it cut.
-func repairTail(path string) (int64, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return 0, fmt.Errorf("filesink: cannot open the last segment to check its tail: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("filesink: %w", err)
-	}
-	size := info.Size()
-	keep, err := lastLineEnd(f, size)
-	if err != nil {
-		return 0, fmt.Errorf("filesink: cannot read the last segment's tail: %w", err)
-	}
-	if keep == size {
-		return 0, nil
-	}
-	if err := f.Truncate(keep); err != nil {
-		return 0, fmt.Errorf("filesink: cannot cut the torn tail of %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("filesink: %w", err)
-	}
-	return size - keep, nil
-}
-
 // lastLineEnd returns the offset just past the file's last newline (0 if it
 // has none), reading backwards in chunks.
 func lastLineEnd(f *os.File, size int64) (int64, error) {
@@ -653,9 +766,18 @@ type Stats struct {
 	Written uint64 // parcels written to a segment
 	Writes  uint64 // write system calls, one per group
 	Fsyncs  uint64 // fsyncs done
+	// SegmentsLost counts open segments deleted, moved, replaced or
+	// truncated by something else; ParcelsLost the parcels written to them
+	// and no longer in them.
+	SegmentsLost, ParcelsLost uint64
+	// SegmentsRepaired counts the segments New cut torn lines or NUL runs
+	// from; CutBytes and CutLines what it cut.
+	SegmentsRepaired, CutBytes, CutLines uint64
 }
 
 // Stats returns the sink's counters.
 func (s *Sink) Stats() Stats {
-	return Stats{Written: s.written.Load(), Writes: s.writes.Load(), Fsyncs: s.synced.Load()}
+	return Stats{Written: s.written.Load(), Writes: s.writes.Load(), Fsyncs: s.synced.Load(),
+		SegmentsLost: s.segmentsLost.Load(), ParcelsLost: s.parcelsLost.Load(),
+		SegmentsRepaired: s.repaired.Load(), CutBytes: s.cutBytes.Load(), CutLines: s.cutLines.Load()}
 }

@@ -352,9 +352,14 @@ func TestRepairsTornTail(t *testing.T) {
 	if len(segs) != 3 || segs[2].name <= last {
 		t.Errorf("segments = %v, want the new parcels in a new, later segment", segs)
 	}
-	// Only the last segment can be torn by a crash; older ones are left alone.
-	if b, _ := os.ReadFile(filepath.Join(dir, older)); !strings.HasSuffix(string(b), "not-last") {
-		t.Errorf("older segment was modified: %q", b)
+	// Every segment is checked, not only the last: a torn line followed by
+	// a segment switch (a write that could not be cut back) leaves one in a
+	// closed segment.
+	if b, _ := os.ReadFile(filepath.Join(dir, older)); string(b) != whole {
+		t.Errorf("older segment after repair = %q, want its whole line", b)
+	}
+	if st := s.Stats(); st.SegmentsRepaired != 2 || st.CutBytes != 20+24 || st.CutLines != 2 {
+		t.Errorf("stats = %+v; want 2 segments repaired, 44 bytes and 2 lines cut", st)
 	}
 }
 
@@ -364,9 +369,9 @@ func TestRepairTailWithoutAnyNewline(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, name), bytes.Repeat([]byte("x"), 200<<10), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	cut, err := repairTail(filepath.Join(dir, name))
-	if err != nil || cut != 200<<10 {
-		t.Fatalf("repairTail() = %d, %v; want %d, nil", cut, err, 200<<10)
+	cut, lines, err := repairSegment(filepath.Join(dir, name), fsyncDir)
+	if err != nil || cut != 200<<10 || lines != 1 {
+		t.Fatalf("repairSegment() = %d, %d, %v; want %d, 1, nil", cut, lines, err, 200<<10)
 	}
 }
 
