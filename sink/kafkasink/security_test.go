@@ -1,0 +1,143 @@
+package kafkasink
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/fastingest/fastingest/ingest"
+)
+
+// Each SASL mechanism against kfake's: the right password produces, read
+// back by a consumer with the same credentials; a wrong one makes the sink
+// unhealthy, with a message that never shows the password.
+func TestSASL(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 3, kfake.SeedTopics(3, testTopic), kfake.EnableSASL(),
+		kfake.Superuser(SASLPlain, "alice", "plain-secret"),
+		kfake.Superuser(SASLScramSHA256, "bob", "scram256-secret"),
+		kfake.Superuser(SASLScramSHA512, "carol", "scram512-secret"))
+	for _, tc := range []struct {
+		mechanism, user, password string
+		consumer                  kgo.Opt
+	}{
+		{"plain", "alice", "plain-secret", kgo.SASL(plain.Auth{User: "alice", Pass: "plain-secret"}.AsMechanism())},
+		{"SCRAM-SHA-256", "bob", "scram256-secret", kgo.SASL(scram.Auth{User: "bob", Pass: "scram256-secret"}.AsSha256Mechanism())},
+		{"scram-sha-512", "carol", "scram512-secret", kgo.SASL(scram.Auth{User: "carol", Pass: "scram512-secret"}.AsSha512Mechanism())},
+	} {
+		t.Run(tc.mechanism, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(c)
+			cfg.SASLMechanism, cfg.SASLUser, cfg.SASLPassword = tc.mechanism, tc.user, tc.password
+			s := newSink(t, cfg)
+			waitHealthy(t, s)
+			d := newDispatcher(t, s)
+			if err := d.SubmitAndWait(time.Now(), ingest.NewBatch(parcels(tc.user, 9)), 10*time.Second); err != nil {
+				t.Fatalf("SubmitAndWait() = %v; want nil", err)
+			}
+			got := readBack(t, c.ListenAddrs(), testTopic, tc.consumer)
+			for _, p := range parcels(tc.user, 9) {
+				if n := len(got[p.ID]); n != 1 {
+					t.Errorf("records of %s = %d; want 1", p.ID, n)
+				}
+			}
+
+			cfg.SASLPassword = "wrong-" + tc.password
+			bad := newSink(t, cfg)
+			err := bad.Healthy()
+			if err == nil {
+				t.Fatal("Healthy() with a wrong password = nil; want an error")
+			}
+			t.Logf("Healthy() with a wrong password: %v", err)
+			if strings.Contains(err.Error(), tc.password) {
+				t.Errorf("Healthy() = %v shows the password", err)
+			}
+		})
+	}
+}
+
+// TLS against kfake's: with the authority that signed the brokers'
+// certificate (KAFKA_TLS_CA) the sink produces, here with SCRAM on top;
+// with the system's roots, which do not know it, the sink is unhealthy and
+// says why.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	caPEM, serverCert := selfSignedCert(t)
+	c := newCluster(t, 3, kfake.SeedTopics(3, testTopic),
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}),
+		kfake.EnableSASL(), kfake.Superuser(SASLScramSHA512, "dave", "tls-secret"))
+	cfg := testConfig(c)
+	cfg.TLS, cfg.CAPEM = true, caPEM
+	cfg.SASLMechanism, cfg.SASLUser, cfg.SASLPassword = SASLScramSHA512, "dave", "tls-secret"
+	s := newSink(t, cfg)
+	waitHealthy(t, s)
+	d := newDispatcher(t, s)
+	if err := d.SubmitAndWait(time.Now(), ingest.NewBatch(parcels("tls", 9)), 10*time.Second); err != nil {
+		t.Fatalf("SubmitAndWait() = %v; want nil", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	got := readBack(t, c.ListenAddrs(), testTopic, kgo.DialTLSConfig(&tls.Config{RootCAs: pool}),
+		kgo.SASL(scram.Auth{User: "dave", Pass: "tls-secret"}.AsSha512Mechanism()))
+	if len(got) != 9 {
+		t.Errorf("records read back over TLS = %d; want 9", len(got))
+	}
+
+	cfg.CAPEM = nil // the system's roots
+	bad := newSink(t, cfg)
+	// A check that times out before a handshake failed says less.
+	waitFor(t, 20*time.Second, "Healthy() with an unknown authority a certificate error", func() bool {
+		err := bad.Healthy()
+		return err != nil && strings.Contains(err.Error(), "certificate")
+	})
+}
+
+// selfSignedCert returns a CA certificate, in PEM, and a certificate for
+// 127.0.0.1 it signed, with its key.
+func selfSignedCert(t testing.TB) ([]byte, tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kafkasink test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	return caPEM, tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: key}
+}
