@@ -50,8 +50,8 @@ const (
 	// only bounds how long an idle connection holds a drainer.
 	refuseRequestWait = 250 * time.Millisecond
 	// refuseWait is how long a refused connection is given to finish
-	// sending its request after the answer.
-	refuseWait = time.Second
+	// sending its request after the answer: as long as a lingering close.
+	refuseWait = lingerTimeout
 	// refuseWriteTimeout bounds writing the 503 on the accept loop when
 	// no drainer is free. A new connection's empty send buffer takes the
 	// 300 bytes at once: the deadline only makes sure a stalled write
@@ -93,7 +93,7 @@ var lingerEndLabels = [numLingerEnds]string{"eof", "limit", "error"}
 type edge struct {
 	maxConns    int64
 	lingerBytes int64 // see lingerBodies
-	refuseBytes int64 // most a gently refused connection is drained of: the largest request
+	refuseBytes int64 // most a gently refused connection is drained of: its headers and what a lingering close reads
 	busy        []byte
 
 	// drainers holds a token per refuseGently goroutine.
@@ -118,7 +118,10 @@ func newEdge(cfg Config, log *slog.Logger, set *metrics.Set) *edge {
 	e := &edge{
 		maxConns:    int64(cfg.MaxConns),
 		lingerBytes: max(lingerBodies*int64(cfg.MaxBodyBytes), lingerMinBytes),
-		refuseBytes: int64(cfg.MaxHeaderBytes) + int64(cfg.MaxBodyBytes),
+		// As much as a lingering close reads, and the request's headers:
+		// a refused client that writes its whole body first still reads
+		// the 503 rather than a reset.
+		refuseBytes: int64(cfg.MaxHeaderBytes) + max(lingerBodies*int64(cfg.MaxBodyBytes), lingerMinBytes),
 		busy:        busyResponse(cfg.MaxConns),
 		drainers:    make(chan struct{}, refuseDrainers),
 		backoffMin:  acceptBackoffMin,
