@@ -17,6 +17,7 @@ import (
 	"github.com/fastingest/fastingest/server"
 	"github.com/fastingest/fastingest/sink"
 	"github.com/fastingest/fastingest/sink/filesink"
+	"github.com/fastingest/fastingest/sink/kafkasink"
 	"github.com/fastingest/fastingest/sink/natssink"
 )
 
@@ -46,6 +47,22 @@ type config struct {
 	NATSSubject  string
 	NATSStream   string
 	NATSReplicas int
+
+	KafkaBrokers          string
+	KafkaTopic            string
+	KafkaCompression      string
+	KafkaLinger           time.Duration
+	KafkaMaxBuffered      int64
+	KafkaTLS              bool
+	KafkaTLSCA            string // path; its contents are read by loadSecrets
+	KafkaSASLMechanism    string // upper case; "" for none
+	KafkaSASLUser         string
+	KafkaSASLPasswordFile string
+	KafkaCreateTopic      bool
+	KafkaPartitions       int    // 0: the cluster's default
+	KafkaReplication      int    // 0: the cluster's default
+	KafkaTLSCAPEM         string // read from KafkaTLSCA by loadSecrets
+	KafkaSASLPassword     string // read from KafkaSASLPasswordFile by loadSecrets; never logged
 
 	EnqueueTimeout    time.Duration // 0: wait for queue room indefinitely
 	ReadyMaxQueueWait time.Duration // 0: readiness ignores queue wait
@@ -122,18 +139,18 @@ var options = []option{
 		sizeRange(ingest.MinMaxQueueBytes, ingest.MaxQueueBytesLimit),
 		func(c *config, v string) error { return parseSize(v, ingest.ValidateMaxQueueBytes, &c.MaxQueueBytes) }, nil},
 	{"SINK", "sink", "name", defaultSink,
-		"where tasks go: file (NDJSON segments in DATA_DIR), nats (a JetStream stream), sim (simulated store, random latency) or null (discard)",
-		"file, nats, sim or null",
+		"where tasks go: file (NDJSON segments in DATA_DIR), nats (a JetStream stream), kafka (a Kafka topic), sim (simulated store, random latency) or null (discard)",
+		"file, nats, kafka, sim or null",
 		func(c *config, v string) error {
 			switch v = strings.ToLower(v); v {
-			case "file", "nats", "sim", "null":
+			case "file", "nats", "kafka", "sim", "null":
 				c.Sink = v
 				return nil
 			}
 			return errInvalid
 		}, nil},
 	{"ACK", "ack", "mode", server.AckEnqueued.String(),
-		"when a request is answered 202: enqueued (its parcels are queued) or persisted (its parcels are stored: fsynced, or acknowledged by JetStream)",
+		"when a request is answered 202: enqueued (its parcels are queued) or persisted (its parcels are stored: fsynced, or acknowledged by JetStream or the Kafka brokers)",
 		"enqueued or persisted",
 		func(c *config, v string) error {
 			a, err := server.ParseAck(v)
@@ -182,6 +199,67 @@ var options = []option{
 	{"NATS_REPLICAS", "nats-replicas", "int", strconv.Itoa(natssink.DefaultReplicas),
 		"nats sink: replicas of a stream it creates", intRange(1, natssink.MaxReplicas),
 		func(c *config, v string) error { return parseInt(v, natssink.ValidateReplicas, &c.NATSReplicas) }, nil},
+	{"KAFKA_BROKERS", "kafka-brokers", "hosts", kafkasink.DefaultBrokers, "kafka sink: seed brokers, comma-separated",
+		"host:port entries (a host alone: port 9092), comma-separated",
+		func(c *config, v string) error { return parseString(v, kafkasink.ValidateBrokers, &c.KafkaBrokers) }, nil},
+	{"KAFKA_TOPIC", "kafka-topic", "topic", kafkasink.DefaultTopic, "kafka sink: topic parcels are produced to",
+		"1 to 249 ASCII letters, digits, '.', '_' or '-', but not . or ..",
+		func(c *config, v string) error { return parseString(v, kafkasink.ValidateTopic, &c.KafkaTopic) }, nil},
+	{"KAFKA_COMPRESSION", "kafka-compression", "codec", kafkasink.DefaultCompression,
+		"kafka sink: compression of the record batches", "zstd, lz4, snappy, gzip or none",
+		func(c *config, v string) error {
+			if kafkasink.ValidateCompression(v) != nil {
+				return errInvalid
+			}
+			c.KafkaCompression = strings.ToLower(v)
+			return nil
+		}, nil},
+	{"KAFKA_LINGER", "kafka-linger", "duration", formatDuration(kafkasink.DefaultLinger),
+		"kafka sink: how long a batch waits for more records before it is sent; 0 sends at once",
+		"a duration from 0 to " + formatDuration(kafkasink.MaxLinger) + ", e.g. " + formatDuration(kafkasink.DefaultLinger),
+		func(c *config, v string) error { return parseDuration(v, kafkasink.ValidateLinger, &c.KafkaLinger) }, nil},
+	{"KAFKA_MAX_BUFFERED", "kafka-max-buffered", "size", formatSize(kafkasink.DefaultMaxBuffered),
+		"kafka sink: most bytes of records (before compression) held until the brokers acknowledge them; more wait",
+		sizeRange(kafkasink.MinMaxBuffered, kafkasink.MaxBufferedLimit),
+		func(c *config, v string) error {
+			return parseSize(v, kafkasink.ValidateMaxBuffered, &c.KafkaMaxBuffered)
+		}, nil},
+	{"KAFKA_TLS", "kafka-tls", "0|1", "0", "kafka sink: 1 connects to the brokers over TLS", "0 or 1",
+		func(c *config, v string) error { return parseFlag(v, &c.KafkaTLS) }, nil},
+	{"KAFKA_TLS_CA", "kafka-tls-ca", "path", "",
+		"kafka sink: PEM file of the authorities that sign the brokers' certificates; empty: the system's; needs KAFKA_TLS=1",
+		"a readable file path",
+		func(c *config, v string) error { c.KafkaTLSCA = v; return nil }, nil},
+	{"KAFKA_SASL_MECHANISM", "kafka-sasl-mechanism", "name", "",
+		"kafka sink: SASL authentication (with KAFKA_SASL_USER and KAFKA_SASL_PASSWORD_FILE); empty: none",
+		"PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, or empty",
+		func(c *config, v string) error {
+			if kafkasink.ValidateSASLMechanism(v) != nil {
+				return errInvalid
+			}
+			c.KafkaSASLMechanism = strings.ToUpper(v)
+			return nil
+		}, nil},
+	{"KAFKA_SASL_USER", "kafka-sasl-user", "name", "", "kafka sink: SASL user name",
+		"up to 255 bytes without control characters",
+		func(c *config, v string) error { return parseString(v, kafkasink.ValidateSASLUser, &c.KafkaSASLUser) }, nil},
+	{"KAFKA_SASL_PASSWORD_FILE", "kafka-sasl-password-file", "path", "",
+		"kafka sink: file holding the SASL password (a trailing newline is ignored); never logged",
+		"a readable file path",
+		func(c *config, v string) error { c.KafkaSASLPasswordFile = v; return nil }, nil},
+	{"KAFKA_CREATE_TOPIC", "kafka-create-topic", "0|1", "0",
+		"kafka sink: 1 creates a missing topic with KAFKA_PARTITIONS partitions and KAFKA_REPLICATION replicas", "0 or 1",
+		func(c *config, v string) error { return parseFlag(v, &c.KafkaCreateTopic) }, nil},
+	{"KAFKA_PARTITIONS", "kafka-partitions", "int", "0",
+		"kafka sink: partitions of a topic it creates; 0: the cluster's default (num.partitions)",
+		intRange(0, kafkasink.MaxPartitions),
+		func(c *config, v string) error { return parseInt(v, kafkasink.ValidatePartitions, &c.KafkaPartitions) }, nil},
+	{"KAFKA_REPLICATION", "kafka-replication", "int", "0",
+		"kafka sink: replicas of a topic it creates; 0: the cluster's default (default.replication.factor)",
+		intRange(0, kafkasink.MaxReplication),
+		func(c *config, v string) error {
+			return parseInt(v, kafkasink.ValidateReplication, &c.KafkaReplication)
+		}, nil},
 	{"ENQUEUE_TIMEOUT", "enqueue-timeout", "duration", formatDuration(ingest.DefaultEnqueueTimeout),
 		"longest a request waits for queue room, body bytes and places together, before 503; 0 waits indefinitely",
 		durationFromZero(ingest.DefaultEnqueueTimeout),
@@ -373,6 +451,9 @@ func parseOptions(fs *flag.FlagSet, flagValues []*string, lookupEnv func(string)
 		return config{}, &configError{name: "MAX_QUEUE_BYTES", value: strconv.FormatInt(c.MaxQueueBytes, 10),
 			accepts: "at least MAX_BODY_BYTES (" + strconv.Itoa(c.MaxBodyBytes) + "): raise it, or lower MAX_BODY_BYTES"}
 	}
+	if err := c.checkKafka(); err != nil {
+		return config{}, err
+	}
 	return c, nil
 }
 
@@ -452,6 +533,8 @@ func (c config) logAttrs() []any {
 	case "nats":
 		attrs = append(attrs, "nats_url", natssink.RedactURLs(c.NATSURL), "nats_subject", c.NATSSubject,
 			"nats_stream", c.NATSStream, "nats_replicas", c.NATSReplicas)
+	case "kafka":
+		attrs = append(attrs, c.kafkaLogAttrs()...)
 	}
 	return attrs
 }
@@ -592,6 +675,9 @@ func validateNotNegative(d time.Duration) error {
 // configuration, nil without TLS_CERT. Errors are configuration errors:
 // fastingest exits 2.
 func (c *config) loadSecrets() (*tls.Config, error) {
+	if err := c.loadKafkaSecrets(); err != nil {
+		return nil, err
+	}
 	if c.AuthTokenFile != "" {
 		if c.AuthToken != "" {
 			return nil, errors.New("AUTH_TOKEN and AUTH_TOKEN_FILE are both set: set one")
@@ -628,4 +714,78 @@ func pathErr(err error) error {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 	}
 	return err
+}
+
+// parseFlag reads a 0 or 1 setting.
+func parseFlag(v string, dst *bool) error {
+	if v != "0" && v != "1" {
+		return errInvalid
+	}
+	*dst = v == "1"
+	return nil
+}
+
+// checkKafka checks the KAFKA_* settings that go together: SASL needs its
+// mechanism, user and password file, and KAFKA_TLS_CA needs KAFKA_TLS=1.
+func (c *config) checkKafka() error {
+	sasl := c.KafkaSASLMechanism != "" || c.KafkaSASLUser != "" || c.KafkaSASLPasswordFile != ""
+	if sasl && (c.KafkaSASLMechanism == "" || c.KafkaSASLUser == "" || c.KafkaSASLPasswordFile == "") {
+		return &configError{name: "KAFKA_SASL_MECHANISM", value: c.KafkaSASLMechanism,
+			reason:  "KAFKA_SASL_MECHANISM, KAFKA_SASL_USER and KAFKA_SASL_PASSWORD_FILE go together",
+			accepts: "all three set, or none"}
+	}
+	if c.KafkaTLSCA != "" && !c.KafkaTLS {
+		return &configError{name: "KAFKA_TLS_CA", value: c.KafkaTLSCA, accepts: "a file path together with KAFKA_TLS=1"}
+	}
+	return nil
+}
+
+// loadKafkaSecrets reads, for the kafka sink, the files KAFKA_TLS_CA and
+// KAFKA_SASL_PASSWORD_FILE name. The password is never quoted.
+func (c *config) loadKafkaSecrets() error {
+	if c.Sink != "kafka" {
+		return nil
+	}
+	if c.KafkaTLSCA != "" {
+		b, err := os.ReadFile(c.KafkaTLSCA)
+		if err == nil {
+			err = kafkasink.ValidateCAPEM(b)
+		}
+		if err != nil {
+			return fmt.Errorf("invalid KAFKA_TLS_CA %q: %w; want a readable file of PEM certificates", c.KafkaTLSCA, pathErr(err))
+		}
+		c.KafkaTLSCAPEM = string(b)
+	}
+	if c.KafkaSASLPasswordFile != "" {
+		b, err := os.ReadFile(c.KafkaSASLPasswordFile)
+		if err != nil {
+			return fmt.Errorf("invalid KAFKA_SASL_PASSWORD_FILE %q: %w; want a readable file holding the password",
+				c.KafkaSASLPasswordFile, pathErr(err))
+		}
+		c.KafkaSASLPassword = strings.TrimRight(string(b), "\r\n")
+		if err := kafkasink.ValidateSASLPassword(c.KafkaSASLPassword); err != nil {
+			return fmt.Errorf("invalid KAFKA_SASL_PASSWORD_FILE %q: the password: %w; want one line without control characters",
+				c.KafkaSASLPasswordFile, err)
+		}
+	}
+	return nil
+}
+
+// kafkaLogAttrs describes the kafka sink's settings for the startup line:
+// the password file's path, never the password.
+func (c config) kafkaLogAttrs() []any {
+	attrs := []any{"kafka_brokers", c.KafkaBrokers, "kafka_topic", c.KafkaTopic,
+		"kafka_compression", c.KafkaCompression, "kafka_linger", c.KafkaLinger.String(),
+		"kafka_max_buffered", c.KafkaMaxBuffered, "kafka_tls", c.KafkaTLS}
+	if c.KafkaTLSCA != "" {
+		attrs = append(attrs, "kafka_tls_ca", c.KafkaTLSCA)
+	}
+	if c.KafkaSASLMechanism != "" {
+		attrs = append(attrs, "kafka_sasl_mechanism", c.KafkaSASLMechanism, "kafka_sasl_user", c.KafkaSASLUser)
+	}
+	attrs = append(attrs, "kafka_create_topic", c.KafkaCreateTopic)
+	if c.KafkaCreateTopic {
+		attrs = append(attrs, "kafka_partitions", c.KafkaPartitions, "kafka_replication", c.KafkaReplication)
+	}
+	return attrs
 }

@@ -52,6 +52,12 @@ func defaultConfig() config {
 		NATSStream:      "FASTINGEST",
 		NATSReplicas:    1,
 
+		KafkaBrokers:     "127.0.0.1:9092",
+		KafkaTopic:       "fastingest.parcels",
+		KafkaCompression: "zstd",
+		KafkaLinger:      5 * time.Millisecond,
+		KafkaMaxBuffered: 64 << 20,
+
 		EnqueueTimeout:    5 * time.Second,
 		ReadyMaxQueueWait: time.Second,
 		MaxConns:          16384,
@@ -151,6 +157,22 @@ func TestLoadConfigFromEnv(t *testing.T) {
 		{map[string]string{"NATS_SUBJECT": "ingest.x"}, func(c *config) { c.NATSSubject = "ingest.x" }},
 		{map[string]string{"NATS_STREAM": "PARCELS"}, func(c *config) { c.NATSStream = "PARCELS" }},
 		{map[string]string{"NATS_REPLICAS": "3"}, func(c *config) { c.NATSReplicas = 3 }},
+		{map[string]string{"SINK": "kafka"}, func(c *config) { c.Sink = "kafka" }},
+		{map[string]string{"KAFKA_BROKERS": "b-1.msk:9094, b-2.msk:9094,"}, func(c *config) { c.KafkaBrokers = "b-1.msk:9094, b-2.msk:9094," }},
+		{map[string]string{"KAFKA_TOPIC": "ingest.parcels-v1"}, func(c *config) { c.KafkaTopic = "ingest.parcels-v1" }},
+		{map[string]string{"KAFKA_COMPRESSION": "LZ4"}, func(c *config) { c.KafkaCompression = "lz4" }},
+		{map[string]string{"KAFKA_LINGER": "0"}, func(c *config) { c.KafkaLinger = 0 }},
+		{map[string]string{"KAFKA_MAX_BUFFERED": "1GiB"}, func(c *config) { c.KafkaMaxBuffered = 1 << 30 }},
+		{map[string]string{"KAFKA_TLS": "1", "KAFKA_TLS_CA": "/etc/kafka/ca.pem"},
+			func(c *config) { c.KafkaTLS, c.KafkaTLSCA = true, "/etc/kafka/ca.pem" }},
+		// The password file is read by loadSecrets, not by loadConfig.
+		{map[string]string{"KAFKA_SASL_MECHANISM": "scram-sha-512", "KAFKA_SASL_USER": "fastingest",
+			"KAFKA_SASL_PASSWORD_FILE": "/run/secrets/kafka"},
+			func(c *config) {
+				c.KafkaSASLMechanism, c.KafkaSASLUser, c.KafkaSASLPasswordFile = "SCRAM-SHA-512", "fastingest", "/run/secrets/kafka"
+			}},
+		{map[string]string{"KAFKA_CREATE_TOPIC": "1", "KAFKA_PARTITIONS": "12", "KAFKA_REPLICATION": "3"},
+			func(c *config) { c.KafkaCreateTopic, c.KafkaPartitions, c.KafkaReplication = true, 12, 3 }},
 		{map[string]string{"ENQUEUE_TIMEOUT": "0"}, func(c *config) { c.EnqueueTimeout = 0 }},
 		{map[string]string{"ENQUEUE_TIMEOUT": "250ms"}, func(c *config) { c.EnqueueTimeout = 250 * time.Millisecond }},
 		{map[string]string{"READY_MAX_QUEUE_WAIT": "0"}, func(c *config) { c.ReadyMaxQueueWait = 0 }},
@@ -215,7 +237,8 @@ func TestLoadConfigInvalid(t *testing.T) {
 	// invalid notes the settings the cases below set, by variable or flag:
 	// every option that can be invalid must have a case. The file paths
 	// are checked once read (loadSecrets, tls_test.go).
-	invalid := map[string]bool{"AUTH_TOKEN_FILE": true, "TLS_CERT": true, "TLS_KEY": true}
+	invalid := map[string]bool{"AUTH_TOKEN_FILE": true, "TLS_CERT": true, "TLS_KEY": true,
+		"KAFKA_SASL_PASSWORD_FILE": true} // read by loadSecrets too (kafka_config_test.go)
 	defer func() {
 		for _, o := range options {
 			if !invalid[o.env] && !invalid[o.flag] {
@@ -253,7 +276,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "SIM_LATENCY without unit", env: map[string]string{"SIM_LATENCY": "5-55"},
 			want: []string{"SIM_LATENCY", `"5-55"`, "a duration or a range min-max"}},
 		{name: "unknown SINK", env: map[string]string{"SINK": "postgres"},
-			want: []string{"SINK", `"postgres"`, "file, nats, sim or null"}},
+			want: []string{"SINK", `"postgres"`, "file, nats, kafka, sim or null"}},
 		{name: "unknown ACK", env: map[string]string{"ACK": "fsync"},
 			want: []string{"ACK", `"fsync"`, "enqueued or persisted"}},
 		{name: "ACK_TIMEOUT=0", env: map[string]string{"ACK_TIMEOUT": "0"},
@@ -290,6 +313,36 @@ func TestLoadConfigInvalid(t *testing.T) {
 			want: []string{"NATS_STREAM", `"a.b"`, `'.'`, "dots"}},
 		{name: "NATS_REPLICAS=7", env: map[string]string{"NATS_REPLICAS": "7"},
 			want: []string{"NATS_REPLICAS", `"7"`, "an integer from 1 to 5"}},
+		// The Kafka settings are checked by the sink's own validators.
+		{name: "KAFKA_BROKERS of commas only", env: map[string]string{"KAFKA_BROKERS": " , "},
+			want: []string{"KAFKA_BROKERS", "no broker", "host:port entries"}},
+		{name: "KAFKA_BROKERS as a URL", env: map[string]string{"KAFKA_BROKERS": "kafka://b:9092"},
+			want: []string{"KAFKA_BROKERS", `"kafka://b:9092"`, "not host:port"}},
+		{name: "KAFKA_TOPIC with a slash", env: map[string]string{"KAFKA_TOPIC": "a/b"},
+			want: []string{"KAFKA_TOPIC", `"a/b"`, `'/' is not allowed`, "1 to 249 ASCII letters"}},
+		{name: "KAFKA_COMPRESSION brotli", env: map[string]string{"KAFKA_COMPRESSION": "brotli"},
+			want: []string{"KAFKA_COMPRESSION", `"brotli"`, "zstd, lz4, snappy, gzip or none"}},
+		{name: "KAFKA_LINGER too long", env: map[string]string{"KAFKA_LINGER": "2m"},
+			want: []string{"KAFKA_LINGER", `"2m"`, "a duration from 0 to 1m"}},
+		{name: "KAFKA_MAX_BUFFERED too small", env: map[string]string{"KAFKA_MAX_BUFFERED": "64KiB"},
+			want: []string{"KAFKA_MAX_BUFFERED", `"64KiB"`, "a size from 1MiB to 1TiB"}},
+		{name: "KAFKA_TLS=yes", env: map[string]string{"KAFKA_TLS": "yes"},
+			want: []string{"KAFKA_TLS", `"yes"`, "0 or 1"}},
+		{name: "KAFKA_TLS_CA without KAFKA_TLS", env: map[string]string{"KAFKA_TLS_CA": "/etc/kafka/ca.pem"},
+			want: []string{"KAFKA_TLS_CA", `"/etc/kafka/ca.pem"`, "together with KAFKA_TLS=1"}},
+		{name: "KAFKA_SASL_MECHANISM GSSAPI", env: map[string]string{"KAFKA_SASL_MECHANISM": "GSSAPI"},
+			want: []string{"KAFKA_SASL_MECHANISM", `"GSSAPI"`, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"}},
+		{name: "KAFKA_SASL_MECHANISM without a user", env: map[string]string{"KAFKA_SASL_MECHANISM": "PLAIN",
+			"KAFKA_SASL_PASSWORD_FILE": "/run/secrets/kafka"},
+			want: []string{"KAFKA_SASL_MECHANISM", `"PLAIN"`, "go together", "all three set, or none"}},
+		{name: "KAFKA_SASL_USER with a tab", env: map[string]string{"KAFKA_SASL_USER": "a\tb"},
+			want: []string{"KAFKA_SASL_USER", "a control character", "without control characters"}},
+		{name: "KAFKA_CREATE_TOPIC=true", env: map[string]string{"KAFKA_CREATE_TOPIC": "true"},
+			want: []string{"KAFKA_CREATE_TOPIC", `"true"`, "0 or 1"}},
+		{name: "KAFKA_PARTITIONS negative", env: map[string]string{"KAFKA_PARTITIONS": "-1"},
+			want: []string{"KAFKA_PARTITIONS", `"-1"`, "an integer from 0 to 10000"}},
+		{name: "KAFKA_REPLICATION=33", env: map[string]string{"KAFKA_REPLICATION": "33"},
+			want: []string{"KAFKA_REPLICATION", `"33"`, "an integer from 0 to 32"}},
 		{name: "DATA_DIR empty", args: []string{"-data-dir", ""},
 			want: []string{"-data-dir", `""`, "a directory path"}},
 		{name: "FSYNC_INTERVAL negative", env: map[string]string{"FSYNC_INTERVAL": "-1s"},

@@ -27,6 +27,7 @@ import (
 	"github.com/fastingest/fastingest/server"
 	"github.com/fastingest/fastingest/sink"
 	"github.com/fastingest/fastingest/sink/filesink"
+	"github.com/fastingest/fastingest/sink/kafkasink"
 	"github.com/fastingest/fastingest/sink/natssink"
 )
 
@@ -242,11 +243,16 @@ func (a *app) shutdown(code int, hurry bool) int {
 // past MAX_CONNS while refusing them, and the sink's: the file sink's open
 // segment, its directory while it is fsynced, a segment being created or
 // deleted and the directory read at startup; the NATS sink's connection and
-// a second one while it reconnects. 8 covers either with room.
+// a second one while it reconnects. 8 covers either with room. The Kafka
+// client keeps up to two connections per broker (requests and produce)
+// and its seeds': 32 covers a cluster of a dozen brokers.
 func reservedFiles(sink string) int {
 	n := fdlimit.Reserve + server.ConnsBeyondMax
-	if sink == "file" || sink == "nats" {
+	switch sink {
+	case "file", "nats":
 		n += 8
+	case "kafka":
+		n += 32
 	}
 	return n
 }
@@ -277,6 +283,22 @@ func newSink(cfg config, log *slog.Logger) (ingest.Sink, func() error, error) {
 		// New does not wait for NATS: while it is unreachable the sink
 		// reports itself unhealthy and fastingest answers 503.
 		s, err := natssink.New(context.Background(), nc)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Healthy, nil
+	case "kafka":
+		kc := kafkasink.DefaultConfig()
+		kc.Brokers, kc.Topic, kc.Compression = cfg.KafkaBrokers, cfg.KafkaTopic, cfg.KafkaCompression
+		kc.Linger, kc.MaxBuffered = cfg.KafkaLinger, cfg.KafkaMaxBuffered
+		kc.TLS, kc.CAPEM = cfg.KafkaTLS, []byte(cfg.KafkaTLSCAPEM)
+		kc.SASLMechanism, kc.SASLUser, kc.SASLPassword = cfg.KafkaSASLMechanism, cfg.KafkaSASLUser, cfg.KafkaSASLPassword
+		kc.CreateTopic, kc.Partitions, kc.Replication = cfg.KafkaCreateTopic, cfg.KafkaPartitions, cfg.KafkaReplication
+		kc.Logger = log
+		// New asks the cluster once (3 s at most) and does not fail when
+		// it cannot answer: the sink reports itself unhealthy and
+		// fastingest answers 503 until it can.
+		s, err := kafkasink.New(context.Background(), kc)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -132,6 +132,14 @@ func (cfg *Config) validate() ([]string, error) {
 	if err := ValidateSASLMechanism(cfg.SASLMechanism); err != nil {
 		return nil, fmt.Errorf("kafkasink: SASLMechanism %q: %w", cfg.SASLMechanism, err)
 	}
+	if err := ValidateSASLUser(cfg.SASLUser); err != nil {
+		return nil, fmt.Errorf("kafkasink: SASLUser: %w", err)
+	}
+	if cfg.SASLPassword != "" {
+		if err := ValidateSASLPassword(cfg.SASLPassword); err != nil {
+			return nil, fmt.Errorf("kafkasink: SASLPassword: %w", err)
+		}
+	}
 	if err := ValidatePartitions(cfg.Partitions); err != nil {
 		return nil, fmt.Errorf("kafkasink: Partitions %d: %w", cfg.Partitions, err)
 	}
@@ -273,6 +281,36 @@ func ValidateSASLMechanism(m string) error {
 		return nil
 	}
 	return errors.New("not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+}
+
+// ValidateSASLUser checks a SASL user name (KAFKA_SASL_USER): empty for
+// none, else up to 255 bytes without control characters (PLAIN separates
+// its fields with NUL).
+func ValidateSASLUser(user string) error {
+	if len(user) > 255 {
+		return fmt.Errorf("%d bytes, more than 255", len(user))
+	}
+	for _, r := range user {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("a control character")
+		}
+	}
+	return nil
+}
+
+// ValidateSASLPassword checks a SASL password (the contents of
+// KAFKA_SASL_PASSWORD_FILE, its trailing newline cut): not empty, no
+// control characters. Its error never quotes the password.
+func ValidateSASLPassword(password string) error {
+	if password == "" {
+		return errors.New("empty")
+	}
+	for _, r := range password {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("a control character")
+		}
+	}
+	return nil
 }
 
 // ValidatePartitions checks the partitions of a topic the sink creates

@@ -35,6 +35,8 @@ func TestConfigValidation(t *testing.T) {
 		{"mechanism without password", func(c *Config) { c.SASLMechanism, c.SASLUser = "PLAIN", "u" }, "needs SASLUser and SASLPassword"},
 		{"user without mechanism", func(c *Config) { c.SASLUser = "u" }, "need SASLMechanism"},
 		{"complete SASL", func(c *Config) { c.SASLMechanism, c.SASLUser, c.SASLPassword = "scram-sha-256", "u", "p" }, ""},
+		{"user with a NUL", func(c *Config) { c.SASLMechanism, c.SASLUser, c.SASLPassword = "PLAIN", "a\x00b", "p" }, "SASLUser: a control character"},
+		{"password with a newline", func(c *Config) { c.SASLMechanism, c.SASLUser, c.SASLPassword = "PLAIN", "u", "p\nq" }, "SASLPassword: a control character"},
 		{"CA without TLS", func(c *Config) { c.CAPEM = []byte("x") }, "CAPEM needs TLS"},
 		{"CA that is no certificate", func(c *Config) { c.TLS, c.CAPEM = true, []byte("x") }, "no PEM certificate"},
 		{"negative partitions", func(c *Config) { c.Partitions = -1 }, "from 0 to 10000"},
