@@ -36,6 +36,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -230,13 +231,17 @@ func saslMechanism(cfg *Config) sasl.Mechanism {
 }
 
 // entry is a parcel the sink holds: its task and the record that carries
-// it. The record's context is the entry itself, which is how the promise,
-// called with the record, finds the task without a closure per record; the
-// entry's embedded context is the sink's life, which is what the producer
-// watches for cancellation.
+// it. The record is the entry's first field, which is how the promise,
+// called with the record, finds the task without a closure per record (see
+// entryOf).
+//
+// The entry is not the record's context, though that would find it too:
+// franz-go keeps the context of the first record produced to a topic whose
+// partitions it does not know yet, and may still ask it for Done after the
+// record's promise ran and the entry went back to the pool (the race
+// detector caught it in TestKafkaSinkEndToEnd).
 type entry struct {
-	context.Context
-	rec    kgo.Record
+	rec    kgo.Record // first: see entryOf
 	task   ingest.Task
 	header [1]kgo.RecordHeader
 	buf    []byte // the key, then the value; the header's value is in it
@@ -250,6 +255,12 @@ var entryPool = sync.Pool{New: func() any { return new(entry) }}
 // maxPooledBuf is the largest buffer kept for reuse, so that one huge
 // parcel does not pin its memory in the pool.
 const maxPooledBuf = 64 << 10
+
+// entryOf returns the entry whose record r is: a record the sink produced
+// is always the first field of an entry.
+func entryOf(r *kgo.Record) *entry {
+	return (*entry)(unsafe.Pointer(r))
+}
 
 func putEntry(e *entry) {
 	if cap(e.buf) > maxPooledBuf {
@@ -266,7 +277,6 @@ var receivedKey = []byte(`"received":"`)
 // newEntry builds t's record: key, value and header in one buffer.
 func (s *Sink) newEntry(t ingest.Task, enc *sink.RecordEncoder) *entry {
 	e := entryPool.Get().(*entry)
-	e.Context = s.life
 	e.task = t
 	id := t.Parcel.ID
 	buf := append(e.buf[:0], id...)
@@ -284,7 +294,7 @@ func (s *Sink) newEntry(t ingest.Task, enc *sink.RecordEncoder) *entry {
 		Headers:   e.header[:],
 		Timestamp: t.Received,
 		Topic:     s.cfg.Topic,
-		Context:   e,
+		Context:   s.life,
 	}
 	return e
 }
@@ -337,7 +347,7 @@ func (s *Sink) produce(ctx context.Context, ts []ingest.Task, enc *sink.RecordEn
 // producer calls promises one at a time, in order per partition; this one
 // never blocks.
 func (s *Sink) finish(r *kgo.Record, err error) {
-	e := r.Context.(*entry)
+	e := entryOf(r)
 	t := e.task
 	s.latency.Observe(time.Since(e.start))
 	if err == nil {

@@ -111,8 +111,8 @@ func TestNewEntry(t *testing.T) {
 	if h := e.rec.Headers; len(h) != 1 || h[0].Key != "received" || string(h[0].Value) != "2026-01-02T02:04:05.000000006Z" {
 		t.Errorf("headers = %q; want received=2026-01-02T02:04:05.000000006Z", h)
 	}
-	if !e.rec.Timestamp.Equal(received) || e.rec.Topic != "t" || e.rec.Context != e {
-		t.Errorf("record = %+v; want the received timestamp, topic t and the entry as context", e.rec)
+	if !e.rec.Timestamp.Equal(received) || e.rec.Topic != "t" || entryOf(&e.rec) != e {
+		t.Errorf("record = %+v; want the received timestamp, topic t, and its entry found from it", e.rec)
 	}
 	// Appending to the key cannot overwrite the value.
 	if cap(e.rec.Key) != len(e.rec.Key) {
@@ -130,6 +130,14 @@ func TestTopicMissingThenCreated(t *testing.T) {
 		err := s.Healthy()
 		return err != nil && strings.Contains(err.Error(), "topic parcels") && strings.Contains(err.Error(), "does not exist")
 	})
+	// Parcels taken meanwhile (the server refuses new ones while the sink
+	// is unhealthy, but some may have been taken before the topic went)
+	// wait for the topic rather than fail.
+	d := newDispatcher(t, s)
+	done := make(chan error, 1)
+	go func() { done <- d.SubmitAndWait(time.Now(), ingest.NewBatch(parcels("early", 9)), 30*time.Second) }()
+	waitFor(t, 5*time.Second, "9 parcels held", func() bool { return d.Stats().InFlight() == 9 })
+
 	admin, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +147,12 @@ func TestTopicMissingThenCreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "Healthy() nil once the topic exists", func() bool { return s.Healthy() == nil })
+	if err := <-done; err != nil {
+		t.Fatalf("SubmitAndWait() while the topic was missing = %v; want nil once it exists", err)
+	}
+	if got := readBack(t, c.ListenAddrs(), testTopic); len(got) != 9 {
+		t.Errorf("records read back = %d; want 9", len(got))
+	}
 }
 
 // With CreateTopic the sink creates a missing topic with the partitions
