@@ -271,9 +271,6 @@ func putEntry(e *entry) {
 	entryPool.Put(e)
 }
 
-// receivedKey is the JSON that precedes the received time in a record.
-var receivedKey = []byte(`"received":"`)
-
 // newEntry builds t's record: key, value and header in one buffer.
 func (s *Sink) newEntry(t ingest.Task, enc *sink.RecordEncoder) *entry {
 	e := entryPool.Get().(*entry)
@@ -283,10 +280,11 @@ func (s *Sink) newEntry(t ingest.Task, enc *sink.RecordEncoder) *entry {
 	buf = enc.Append(buf, t)
 	e.buf = buf
 	value := buf[len(id):]
-	// The header's value is the record's own "received" field: the last
-	// `"received":"` in the value is the key's (quotes inside strings
-	// are escaped), and the value ends with the time and `"}`.
-	stamp := value[bytes.LastIndex(value, receivedKey)+len(receivedKey) : len(value)-2]
+	// The header's value is the record's own "received" field, which
+	// ends the value as `"received":"TIME"}`: TIME holds no quote, so it
+	// starts after the last quote before the closing `"}`.
+	end := len(value) - 2
+	stamp := value[bytes.LastIndexByte(value[:end], '"')+1 : end]
 	e.header[0] = kgo.RecordHeader{Key: ReceivedHeader, Value: stamp}
 	e.rec = kgo.Record{
 		Key:       buf[:len(id):len(id)],
