@@ -19,6 +19,7 @@ import (
 	"github.com/fastingest/fastingest/sink/filesink"
 	"github.com/fastingest/fastingest/sink/kafkasink"
 	"github.com/fastingest/fastingest/sink/natssink"
+	"github.com/fastingest/fastingest/sink/s3ship"
 )
 
 // config is everything fastingest reads at startup.
@@ -42,6 +43,11 @@ type config struct {
 	SegmentAge    time.Duration // 0: no age limit
 	RetainBytes   int64
 	FsyncInterval time.Duration // 0: fsync after every write
+
+	S3Bucket            string // "": no shipping
+	S3Prefix            string
+	S3Compression       string
+	S3UploadConcurrency int
 
 	NATSURL      string
 	NATSSubject  string
@@ -184,6 +190,23 @@ var options = []option{
 		durationFromZero(filesink.DefaultFsyncInterval),
 		func(c *config, v string) error {
 			return parseDuration(v, filesink.ValidateFsyncInterval, &c.FsyncInterval)
+		}, nil},
+	{"S3_BUCKET", "s3-bucket", "name", "",
+		"file sink: S3 bucket each closed segment is uploaded to, compressed; retention then deletes only shipped segments. Empty: no shipping",
+		"an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit",
+		func(c *config, v string) error { return parseString(v, s3ship.ValidateBucket, &c.S3Bucket) }, nil},
+	{"S3_PREFIX", "s3-prefix", "prefix", s3ship.DefaultPrefix,
+		"with S3_BUCKET: what every object key starts with, before dt=YYYY-MM-DD/hour=HH/HOST/SEGMENT",
+		"a key prefix of up to 512 bytes of UTF-8, without control characters, a leading / or an empty segment (//)",
+		func(c *config, v string) error { return parseString(v, s3ship.ValidatePrefix, &c.S3Prefix) }, nil},
+	{"S3_COMPRESSION", "s3-compression", "codec", s3ship.DefaultCompression,
+		"with S3_BUCKET: how segments are compressed: gzip (.ndjson.gz), zstd (.ndjson.zst) or none (.ndjson)",
+		"gzip, zstd or none",
+		func(c *config, v string) error { return parseString(v, s3ship.ValidateCompression, &c.S3Compression) }, nil},
+	{"S3_UPLOAD_CONCURRENCY", "s3-upload-concurrency", "int", strconv.Itoa(s3ship.DefaultConcurrency),
+		"with S3_BUCKET: segments uploaded at once", intRange(1, s3ship.MaxConcurrency),
+		func(c *config, v string) error {
+			return parseInt(v, s3ship.ValidateConcurrency, &c.S3UploadConcurrency)
 		}, nil},
 	{"NATS_URL", "nats-url", "urls", natssink.DefaultURL, "nats sink: server URLs, comma-separated",
 		"nats://, tls://, ws:// or wss:// URLs with a host, comma-separated (no scheme: nats://)",
@@ -427,13 +450,16 @@ func parseOptions(fs *flag.FlagSet, flagValues []*string, lookupEnv func(string)
 	fs.Visit(func(f *flag.Flag) { fromFlag[f.Name] = true })
 
 	var c config
+	given := map[string]bool{} // by variable: set in the environment or by its flag
 	for i, o := range options {
 		name, value := o.env+" (default)", o.def
 		if v, ok := lookupEnv(o.env); ok && v != "" {
 			name, value = o.env, v
+			given[o.env] = true
 		}
 		if fromFlag[o.flag] {
 			name, value = "-"+o.flag, *flagValues[i]
+			given[o.env] = true
 		}
 		if err := o.parse(&c, value); err != nil {
 			ce := &configError{name: name, value: value, accepts: o.accepts}
@@ -452,6 +478,9 @@ func parseOptions(fs *flag.FlagSet, flagValues []*string, lookupEnv func(string)
 			accepts: "at least MAX_BODY_BYTES (" + strconv.Itoa(c.MaxBodyBytes) + "): raise it, or lower MAX_BODY_BYTES"}
 	}
 	if err := c.checkKafka(); err != nil {
+		return config{}, err
+	}
+	if err := c.checkS3(given); err != nil {
 		return config{}, err
 	}
 	return c, nil

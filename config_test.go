@@ -52,6 +52,10 @@ func defaultConfig() config {
 		NATSStream:      "FASTINGEST",
 		NATSReplicas:    1,
 
+		S3Prefix:            "fastingest/",
+		S3Compression:       "gzip",
+		S3UploadConcurrency: 2,
+
 		KafkaBrokers:     "127.0.0.1:9092",
 		KafkaTopic:       "fastingest.parcels",
 		KafkaCompression: "zstd",
@@ -224,6 +228,11 @@ func TestLoadConfigFlagWinsOverEnv(t *testing.T) {
 		{map[string]string{"MAX_QUEUE": "lots"}, []string{"-max-queue", "9"}, func(c *config) { c.MaxQueue = 9 }},
 		// A flag given its default value still wins over the variable.
 		{map[string]string{"SINK": "null"}, []string{"-sink", "sim"}, func(c *config) { c.Sink = "sim" }},
+		{map[string]string{"S3_BUCKET": "my-logs", "S3_PREFIX": "", "S3_COMPRESSION": "zstd"},
+			[]string{"-s3-upload-concurrency", "8"}, func(c *config) {
+				c.S3Bucket, c.S3Compression, c.S3UploadConcurrency = "my-logs", "zstd", 8
+			}},
+		{nil, []string{"-s3-bucket", "my-logs", "-s3-prefix", ""}, func(c *config) { c.S3Bucket, c.S3Prefix = "my-logs", "" }},
 	} {
 		want := defaultConfig()
 		tc.want(&want)
@@ -289,6 +298,22 @@ func TestLoadConfigInvalid(t *testing.T) {
 			want: []string{"RETAIN_BYTES", `"lots"`, "a size"}},
 		{name: "FSYNC_INTERVAL without unit", env: map[string]string{"FSYNC_INTERVAL": "5"},
 			want: []string{"FSYNC_INTERVAL", `"5"`, "a duration"}},
+		// The S3 settings are checked by the shipper's validators
+		// (sink/s3ship), and against each other and the sink.
+		{name: "S3_BUCKET with capitals", env: map[string]string{"S3_BUCKET": "My_Bucket"},
+			want: []string{"S3_BUCKET", `"My_Bucket"`, "lowercase letters", "3-63"}},
+		{name: "S3_PREFIX with a leading slash", env: map[string]string{"S3_BUCKET": "logs", "S3_PREFIX": "/x/"},
+			want: []string{"S3_PREFIX", `"/x/"`, "does not start with /", "a key prefix"}},
+		{name: "S3_COMPRESSION=lz4", env: map[string]string{"S3_BUCKET": "logs", "S3_COMPRESSION": "lz4"},
+			want: []string{"S3_COMPRESSION", `"lz4"`, "gzip, zstd or none"}},
+		{name: "S3_UPLOAD_CONCURRENCY=0", env: map[string]string{"S3_BUCKET": "logs", "S3_UPLOAD_CONCURRENCY": "0"},
+			want: []string{"S3_UPLOAD_CONCURRENCY", `"0"`, "an integer from 1 to 64"}},
+		{name: "S3_PREFIX without S3_BUCKET", env: map[string]string{"S3_PREFIX": "mine/"},
+			want: []string{"S3_BUCKET", `""`, "S3_PREFIX means nothing without S3_BUCKET"}},
+		{name: "-s3-compression without S3_BUCKET", args: []string{"-s3-compression", "zstd"},
+			want: []string{"S3_BUCKET", "S3_COMPRESSION means nothing without S3_BUCKET"}},
+		{name: "S3_BUCKET with SINK=nats", env: map[string]string{"S3_BUCKET": "logs", "SINK": "nats"},
+			want: []string{"S3_BUCKET", `"logs"`, "SINK=file"}},
 		// The NATS settings are checked by the sink's own validators,
 		// so that what it would refuse exits 2 here, not 1 later.
 		{name: "NATS_URL of another scheme", env: map[string]string{"NATS_URL": "http://x"},

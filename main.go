@@ -267,10 +267,14 @@ func newSink(cfg config, log *slog.Logger) (ingest.Sink, func() error, error) {
 		s, err := sink.NewSim(cfg.SimMin, cfg.SimMax)
 		return s, nil, err
 	case "file":
+		shipper, err := cfg.newShipper(log) // nil without S3_BUCKET
+		if err != nil {
+			return nil, nil, err
+		}
 		s, err := filesink.New(filesink.Config{
 			Dir: cfg.DataDir, SegmentBytes: cfg.SegmentBytes, SegmentAge: cfg.SegmentAge,
 			RetainBytes: cfg.RetainBytes, FsyncInterval: cfg.FsyncInterval, Durable: cfg.Ack == server.AckPersisted,
-			Logger: log,
+			Shipper: shipper, Logger: log,
 		})
 		if err != nil {
 			return nil, nil, err

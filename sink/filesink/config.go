@@ -32,6 +32,10 @@ type Config struct {
 	// GroupBytes is the size a write group may reach before Store waits
 	// for the writer; two groups exist.
 	GroupBytes int
+	// Shipper, when set, ships closed segments elsewhere (S3_BUCKET), and
+	// retention deletes only those it has shipped. The sink starts it and
+	// closes it.
+	Shipper Shipper
 	// Logger receives the sink's notices and errors. Nil discards them.
 	Logger *slog.Logger
 }

@@ -97,7 +97,9 @@ type Sink struct {
 	once    sync.Once
 	aborted sync.Once // guards close(abort)
 
-	health atomic.Pointer[error] // nil when writes succeed
+	health        atomic.Pointer[error] // nil when writes succeed
+	retentionFull atomic.Bool           // RETAIN_BYTES full of segments not shipped
+	reclaim       chan struct{}         // cap 1: the shipper shipped a segment
 
 	// Owned by the writer goroutine.
 	seg        *os.File
@@ -130,8 +132,9 @@ type group struct {
 }
 
 type segment struct {
-	name string
-	size int64
+	name   string
+	size   int64
+	closed time.Time
 }
 
 // New opens the data directory (creating it, and fsyncing it into its
@@ -156,6 +159,7 @@ func New(cfg Config) (*Sink, error) {
 		stop:      make(chan struct{}),
 		abort:     make(chan struct{}),
 		done:      make(chan struct{}),
+		reclaim:   make(chan struct{}, 1),
 		syncDue:   time.NewTimer(time.Hour),
 		syncDir:   fsyncDir,
 		fdatasync: syscall.Fdatasync,
@@ -169,7 +173,19 @@ func New(cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	s.closedSeg = segs
+	if cfg.Shipper != nil {
+		handed := make([]Segment, len(segs))
+		for i, seg := range segs {
+			handed[i] = Segment{Name: seg.name, Path: filepath.Join(cfg.Dir, seg.name), Size: seg.size, Closed: seg.closed}
+		}
+		if err := cfg.Shipper.Start(handed, s.shipped); err != nil {
+			return nil, fmt.Errorf("filesink: cannot start shipping: %w", err)
+		}
+	}
 	if err := s.openSegment(time.Now()); err != nil {
+		if cfg.Shipper != nil {
+			_ = cfg.Shipper.Close(context.Background()) // ships nothing: it has not begun
+		}
 		return nil, err
 	}
 	s.enforceRetention()
@@ -213,11 +229,15 @@ func (s *Sink) checkSegments() ([]segment, error) {
 	return segs, nil
 }
 
-// Healthy returns nil while writes succeed, and the last write error while
-// they fail.
+// Healthy returns nil while writes succeed, the last write error while
+// they fail, and an error while RETAIN_BYTES is full of segments that are
+// not shipped yet. It is cheap: fastingest calls it for every request.
 func (s *Sink) Healthy() error {
 	if p := s.health.Load(); p != nil {
 		return *p
+	}
+	if s.retentionFull.Load() {
+		return errRetentionFull
 	}
 	return nil
 }
@@ -311,8 +331,13 @@ func (s *Sink) Close(ctx context.Context) error {
 		s.abortOnce()
 		<-s.done
 	}
-	if err := s.Healthy(); err != nil {
-		return fmt.Errorf("filesink: closed with write errors: %w", err)
+	if s.cfg.Shipper != nil {
+		// Not an error when it cannot ship everything: what is left
+		// ships after the next start.
+		_ = s.cfg.Shipper.Close(ctx)
+	}
+	if p := s.health.Load(); p != nil {
+		return fmt.Errorf("filesink: closed with write errors: %w", *p)
 	}
 	return nil
 }
@@ -365,6 +390,8 @@ func (s *Sink) run() {
 			}
 		case <-check.C:
 			s.checkOrReplace()
+		case <-s.reclaim:
+			s.enforceRetention()
 		case <-age:
 			if s.seg != nil && s.segSize > 0 && time.Since(s.segOpened) >= s.cfg.SegmentAge {
 				s.rotate(time.Now())
@@ -530,10 +557,12 @@ func (s *Sink) checkOrReplace() {
 // switchSegment opens a new segment after the current one could not be
 // repaired.
 func (s *Sink) switchSegment(cause error) error {
+	// Not handed to a shipper: the segment may end with a torn line,
+	// which the next start cuts; it ships after that.
 	s.log.Error("cannot cut a failed write off the segment; continuing in a new one",
 		"segment", s.segName, "err", cause)
 	_ = s.seg.Close()
-	s.closedSeg = append(s.closedSeg, segment{name: s.segName, size: s.segSize})
+	s.closedSeg = append(s.closedSeg, segment{name: s.segName, size: s.segSize, closed: time.Now()})
 	if err := s.openSegment(time.Now()); err != nil {
 		s.seg, s.segSize, s.segParcels = nil, 0, 0 // as in rotate
 		return err
@@ -589,6 +618,9 @@ func (s *Sink) retry(op func() error) error {
 		select {
 		case <-s.abort:
 			return fmt.Errorf("filesink: gave up at shutdown: %w", err)
+		case <-s.reclaim:
+			// A segment shipped: deleting it may be what makes room.
+			s.enforceRetention()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, retryMax)
@@ -613,7 +645,11 @@ func (s *Sink) finishStop() {
 	}
 	if s.segSize == 0 {
 		_ = os.Remove(s.segPath)
+		return
 	}
+	seg := segment{name: s.segName, size: s.segSize, closed: time.Now()}
+	s.closedSeg = append(s.closedSeg, seg)
+	s.handOver(seg)
 }
 
 // rotate closes the current segment, opens the next and applies retention.
@@ -632,7 +668,9 @@ func (s *Sink) rotate(now time.Time) {
 	if err := s.seg.Close(); err != nil {
 		s.log.Error("cannot close segment", "segment", s.segName, "err", err)
 	}
-	s.closedSeg = append(s.closedSeg, segment{name: s.segName, size: s.segSize})
+	seg := segment{name: s.segName, size: s.segSize, closed: now}
+	s.closedSeg = append(s.closedSeg, seg)
+	s.handOver(seg)
 	if err := s.openSegment(now); err != nil {
 		// No current segment until the next write opens one: its
 		// bytes are the closed segment's now, not to be counted twice.
@@ -650,9 +688,17 @@ func (s *Sink) openSegment(now time.Time) error {
 	if n := len(s.closedSeg); n > 0 && s.closedSeg[n-1].name > last {
 		last = s.closedSeg[n-1].name
 	}
-	for name <= last { // a clock step back, or two segments in one nanosecond
-		now = now.Add(time.Nanosecond)
-		name = now.UTC().Format(segmentTimeLayout) + segmentSuffix
+	if name <= last { // a clock step back, or two segments in one nanosecond
+		// Named just after the last, however far ahead that is (a
+		// segment from a clock set years ahead once): stepping up a
+		// nanosecond at a time from now would never get there.
+		if t, err := SegmentOpened(last); err == nil {
+			now = t
+		}
+		for name <= last {
+			now = now.Add(time.Nanosecond)
+			name = now.UTC().Format(segmentTimeLayout) + segmentSuffix
+		}
 	}
 	path := filepath.Join(s.cfg.Dir, name)
 	// O_APPEND: a write lands at the file's end even if the file was
@@ -701,26 +747,6 @@ func fsyncDir(dir string) error {
 	return err
 }
 
-// enforceRetention deletes the oldest closed segments while the segments
-// together exceed RetainBytes.
-func (s *Sink) enforceRetention() {
-	total := s.segSize
-	for _, seg := range s.closedSeg {
-		total += seg.size
-	}
-	for len(s.closedSeg) > 0 && total > s.cfg.RetainBytes {
-		old := s.closedSeg[0]
-		err := os.Remove(filepath.Join(s.cfg.Dir, old.name))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.log.Error("cannot delete an old segment", "segment", old.name, "err", err)
-			return
-		}
-		s.log.Info("deleted the oldest segment: RETAIN_BYTES reached", "segment", old.name, "bytes", old.size)
-		total -= old.size
-		s.closedSeg = s.closedSeg[1:]
-	}
-}
-
 // listSegments returns the directory's segments, oldest first.
 func listSegments(dir string) ([]segment, error) {
 	entries, err := os.ReadDir(dir)
@@ -736,7 +762,7 @@ func listSegments(dir string) ([]segment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("filesink: %w", err)
 		}
-		segs = append(segs, segment{name: e.Name(), size: info.Size()})
+		segs = append(segs, segment{name: e.Name(), size: info.Size(), closed: info.ModTime()})
 	}
 	slices.SortFunc(segs, func(a, b segment) int { return strings.Compare(a.name, b.name) })
 	return segs, nil

@@ -23,4 +23,13 @@ func (s *Sink) WriteMetrics(w io.Writer) {
 	counter("fastingest_file_segments_repaired_total",
 		"Segments found at startup with torn lines or NUL runs, which were cut.", st.SegmentsRepaired)
 	counter("fastingest_file_cut_bytes_total", "Bytes of torn lines and NUL runs cut from segments at startup.", st.CutBytes)
+	blocked := 0
+	if s.retentionFull.Load() {
+		blocked = 1
+	}
+	fmt.Fprintf(w, "# HELP fastingest_file_retention_blocked 1 while RETAIN_BYTES is full of segments not yet shipped: new requests get 503.\n"+
+		"# TYPE fastingest_file_retention_blocked gauge\nfastingest_file_retention_blocked %d\n", blocked)
+	if m, ok := s.cfg.Shipper.(interface{ WriteMetrics(io.Writer) }); ok {
+		m.WriteMetrics(w)
+	}
 }

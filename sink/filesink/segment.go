@@ -84,7 +84,9 @@ func (s *Sink) segmentLost(reason string, unacked []byte, reopen bool) {
 		"segment", s.segName, "reason", reason, "parcels_lost", lost, "bytes_kept", kept)
 	if reason == lostTruncated {
 		if kept > 0 {
-			s.closedSeg = append(s.closedSeg, segment{name: s.segName, size: kept})
+			seg := segment{name: s.segName, size: kept, closed: time.Now()}
+			s.closedSeg = append(s.closedSeg, seg)
+			s.handOver(seg)
 		} else {
 			_ = os.Remove(s.segPath) // ours, and empty
 		}
