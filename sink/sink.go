@@ -26,6 +26,8 @@ const NullMaxRun = 64
 // MaxRun makes Null an ingest.RunSink.
 func (Null) MaxRun() int { return NullMaxRun }
 
+var _ ingest.RunSink = Null{}
+
 // StoreRun does nothing and never fails.
 func (Null) StoreRun(context.Context, []ingest.Task, []error) {}
 

@@ -83,6 +83,26 @@ func (e *entry) failed(err error) {
 // itself, with backoff and no limit.
 var publishOpts = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
 
+// MaxRun is the most tasks the dispatcher hands the sink at once
+// (ingest.RunSink): a worker that finds many parcels queued publishes them
+// all in one hand-off, rather than waking once per parcel.
+func (s *Sink) MaxRun() int { return maxRun }
+
+// maxRun is MaxRun's value: as many parcels as a worker is likely to find
+// queued under load, few enough that one run does not hold many of
+// MaxPending's slots waiting for room.
+const maxRun = 64
+
+var _ ingest.RunSink = (*Sink)(nil)
+
+// StoreRun takes each task of run as Store does, in order, setting errs[i]
+// for a task it did not take.
+func (s *Sink) StoreRun(ctx context.Context, run []ingest.Task, errs []error) {
+	for i := range run {
+		errs[i] = s.Store(ctx, run[i])
+	}
+}
+
 // Store takes t: it encodes the parcel, publishes it asynchronously and
 // returns nil; t is finished once JetStream has acknowledged the message,
 // or by Close. While NATS is unreachable the parcel is held and published
