@@ -24,6 +24,9 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/fastingest/fastingest/ingest"
 	"github.com/fastingest/fastingest/sink/filesink"
@@ -556,4 +559,26 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// The shipper's metrics parse with Prometheus' own parser and pass promlint.
+func TestMetricsExposition(t *testing.T) {
+	f := newFakeS3(t, true)
+	s := newShipper(t, f.config(t.TempDir()))
+	var b bytes.Buffer
+	s.WriteMetrics(&b)
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(b.Bytes()))
+	if err != nil {
+		t.Fatalf("Prometheus' parser: %v\n%s", err, b.String())
+	}
+	for _, name := range []string{"fastingest_s3_segments_shipped_total", "fastingest_s3_backlog_oldest_age_seconds",
+		"fastingest_s3_upload_duration_seconds"} {
+		if f := families[name]; f == nil || f.GetHelp() == "" {
+			t.Errorf("no %s with HELP", name)
+		}
+	}
+	if problems, err := promlint.New(bytes.NewReader(b.Bytes())).Lint(); err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
+	}
 }
