@@ -59,11 +59,11 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 revision=$(git rev-parse HEAD)
-epoch=$(git log -1 --format=%ct HEAD) # every file's mtime: the commit's time
+epoch=$(git log -1 --format=%ct "$revision") # every file's mtime: the commit's time
 files=(README.md LICENSE docs deploy)
-git cat-file -e HEAD:CHANGELOG.md 2>/dev/null && files+=(CHANGELOG.md)
+git cat-file -e "$revision:CHANGELOG.md" 2>/dev/null && files+=(CHANGELOG.md)
 for f in README.md LICENSE; do
-	git cat-file -e "HEAD:$f" 2>/dev/null || die "$f is not in the commit"
+	git cat-file -e "$revision:$f" 2>/dev/null || die "$f is not in the commit"
 done
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/fastingest-release.XXXXXX")
@@ -73,12 +73,15 @@ for platform in $platforms; do
 	name=fastingest-$version-$goos-$goarch
 	mkdir "$stage/$name"
 	# The commit's files, not the work tree's.
-	git -c tar.umask=0022 archive --format=tar HEAD -- "${files[@]}" | tar -x -C "$stage/$name"
+	git -c tar.umask=0022 archive --format=tar "$revision" -- "${files[@]}" | tar -x -C "$stage/$name"
 	# Static (no cgo), reproducible (-trimpath), the version stamped
 	# (fastingest -version, fastingest_build_info) and the VCS revision and
 	# time recorded (-buildvcs).
 	CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -buildvcs=true \
 		-ldflags "-s -w -X main.version=$version" -o "$stage/$name/fastingest" .
+	# go build records the HEAD of the moment: the same commit as the rest.
+	go version -m "$stage/$name/fastingest" | grep -q "vcs.revision=$revision\$" ||
+		die "HEAD moved from $revision during the build (a commit landed): run again"
 	tar --sort=name --mtime="@$epoch" --owner=0 --group=0 --numeric-owner --format=gnu \
 		-C "$stage" -cf - "$name" | gzip -9 -n >"$out/$name.tar.gz"
 	echo "release: $out/$name.tar.gz"

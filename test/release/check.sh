@@ -17,7 +17,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/fastingest-release-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 dirty=()
 [[ -z $(git status --porcelain) ]] || dirty=(--allow-dirty) # a developer's tree; CI's is clean
-bash scripts/release.sh "${dirty[@]}" --out "$work/a" "$version"
+summary=$(bash scripts/release.sh "${dirty[@]}" --out "$work/a" "$version" | tee /dev/stderr | tail -n 1)
 bash scripts/release.sh "${dirty[@]}" --out "$work/b" "$version" >/dev/null
 
 (cd "$work/a" && sha256sum --check --strict SHA256SUMS) || fail "SHA256SUMS does not verify"
@@ -28,8 +28,11 @@ else
 	echo "not checked for reproducibility: the work tree has changes, which may change between the builds"
 fi
 
-epoch=$(git log -1 --format=%ct HEAD)
-revision=$(git rev-parse HEAD)
+# The commit the release was built from (HEAD then: in a shared work tree
+# another commit may have landed since).
+revision=$(sed -n 's/.*(revision \([0-9a-f]*\),.*/\1/p' <<<"$summary")
+[[ -n $revision ]] || fail "release.sh did not say which revision it built: $summary"
+epoch=$(git log -1 --format=%ct "$revision")
 for arch in amd64 arm64; do
 	name=fastingest-$version-linux-$arch
 	tarball=$work/a/$name.tar.gz
