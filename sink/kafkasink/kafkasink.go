@@ -1,6 +1,7 @@
 // Package kafkasink stores parcels in a Kafka topic, with franz-go.
 //
-// A Sink is an ingest.DeferredSink: Store encodes the parcel as a record and
+// A Sink is an ingest.DeferredSink and an ingest.RunSink: Store (or StoreRun,
+// for a run of up to 64 queued tasks) encodes each parcel as a record and
 // hands it to the producer, which batches, compresses and sends it; the task
 // is finished once the brokers acknowledge the record, or once it fails for
 // good. The record's key is the parcel's id, so that one id's records keep
@@ -317,26 +318,59 @@ func (s *Sink) Store(ctx context.Context, t ingest.Task) error {
 // per Store would allocate.
 var encoders = sync.Pool{New: func() any { return new(sink.RecordEncoder) }}
 
-// produce hands a run of tasks to the producer, encoding them with enc,
-// which formats a receive time once for the consecutive tasks of one
-// request. It is the batch path: a sink given runs of tasks (issue 15)
-// calls it once per run.
+// MaxRun is the most tasks the dispatcher hands the sink at once
+// (ingest.RunSink): a worker that finds many parcels queued produces them
+// all in one hand-off, rather than waking once per parcel.
+func (s *Sink) MaxRun() int { return maxRun }
+
+// maxRun is MaxRun's value, as for the NATS sink: as many parcels as a
+// worker is likely to find queued under load.
+const maxRun = 64
+
+var _ ingest.RunSink = (*Sink)(nil)
+
+// StoreRun takes the tasks of run as Store takes one, in order, with one
+// encoder for the run (a request's parcels share their received time,
+// formatted once). It takes all of them, or, once Close has begun, none:
+// then every errs[i] is ErrClosed.
+func (s *Sink) StoreRun(ctx context.Context, run []ingest.Task, errs []error) {
+	enc := encoders.Get().(*sink.RecordEncoder)
+	err := s.produce(ctx, run, enc)
+	encoders.Put(enc)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+}
+
+// produce hands tasks to the producer, encoding them with enc: all of
+// them, or none (ErrClosed). franz-go has no call for many records but
+// the synchronous ProduceSync, so each record gets its own Produce.
 func (s *Sink) produce(ctx context.Context, ts []ingest.Task, enc *sink.RecordEncoder) error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	for _, t := range ts {
-		// The record is built before the sink takes anything: should
-		// encoding ever panic, no held count is left for Close to wait
-		// on.
-		e := s.newEntry(t, enc)
-		s.held.Add(1)
-		e.start = time.Now()
-		// Produce blocks while MaxBuffered bytes are held, until ctx
-		// ends; the promise then finishes the task with ctx's error.
-		s.client.Produce(ctx, &e.rec, s.promise)
+	var built [maxRun]*entry
+	for len(ts) > 0 {
+		n := min(len(ts), maxRun)
+		// Every record of the chunk is built before the sink takes any
+		// task: should encoding ever panic, the worker fails tasks the
+		// sink does not hold, and no held count is left for Close.
+		for i, t := range ts[:n] {
+			built[i] = s.newEntry(t, enc)
+		}
+		s.held.Add(n)
+		for _, e := range built[:n] {
+			e.start = time.Now()
+			// Produce blocks while MaxBuffered bytes are held, until
+			// ctx ends; the promise then finishes the task with
+			// ctx's error.
+			s.client.Produce(ctx, &e.rec, s.promise)
+		}
+		ts = ts[n:]
 	}
 	return nil
 }

@@ -306,6 +306,12 @@ func TestCloseGivesUpAtItsDeadline(t *testing.T) {
 	if err := s.Store(context.Background(), ingest.NewTask(&ingest.Parcel{ID: "late"}, time.Now(), 1, func(error) {})); !errors.Is(err, ErrClosed) {
 		t.Errorf("Store() after Close = %v; want ErrClosed", err)
 	}
+	run := []ingest.Task{ingest.NewTask(&ingest.Parcel{ID: "a"}, time.Now(), 1, func(error) {}),
+		ingest.NewTask(&ingest.Parcel{ID: "b"}, time.Now(), 2, func(error) {})}
+	runErrs := make([]error, 2)
+	if s.StoreRun(context.Background(), run, runErrs); !errors.Is(runErrs[0], ErrClosed) || !errors.Is(runErrs[1], ErrClosed) {
+		t.Errorf("StoreRun() after Close set %v; want ErrClosed for each task", runErrs)
+	}
 	if err := s.Healthy(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Healthy() after Close = %v; want ErrClosed", err)
 	}
@@ -402,4 +408,36 @@ func TestUnfixableErrorFailsTheParcel(t *testing.T) {
 		t.Errorf("Stats() = %+v; want 9 produced, 1 failed", st)
 	}
 	waitHealthy(t, s)
+}
+
+// StoreRun takes a run longer than MaxRun whole, each task finished once
+// its record is acknowledged.
+func TestStoreRun(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 3, kfake.SeedTopics(3, testTopic))
+	s := newSink(t, testConfig(c))
+	const n = 2*maxRun + 5
+	var wg sync.WaitGroup
+	ps := parcels("run", n)
+	run := make([]ingest.Task, n)
+	for i := range run {
+		wg.Add(1)
+		run[i] = ingest.NewTask(&ps[i], time.Now(), uint64(i+1), func(err error) {
+			if err != nil {
+				t.Errorf("task finished with %v; want nil", err)
+			}
+			wg.Done()
+		})
+	}
+	errs := make([]error, n)
+	s.StoreRun(context.Background(), run, errs)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("StoreRun() set errs[%d] = %v; want every task taken", i, err)
+		}
+	}
+	wg.Wait()
+	if got := readBack(t, c.ListenAddrs(), testTopic); len(got) != n {
+		t.Errorf("records read back = %d; want %d", len(got), n)
+	}
 }
