@@ -154,7 +154,7 @@ func sinksChart(r *results, sub string) *svgchart.Chart {
 		c.Panels[0].Groups = append(c.Panels[0].Groups, svgchart.Group{Label: label,
 			Bars: []svgchart.Bar{{Segments: []svgchart.Segment{{Value: median(r.sinkRows, run, "req/s")}}}}})
 		cpu := []svgchart.Segment{{Value: median(r.sinkRows, run, "cpu_us_per_req")}}
-		if co := median(r.sinkRows, run, "nats_cpu_us_per_req"); !math.IsNaN(co) {
+		if co := median(r.sinkRows, run, "nats_cpu_us_per_req"); !math.IsNaN(co) && strings.HasPrefix(run, "nats-") {
 			cpu = append(cpu, svgchart.Segment{Value: co, Series: 1})
 		}
 		c.Panels[1].Groups = append(c.Panels[1].Groups, svgchart.Group{Label: sinkLabel(run),

@@ -58,8 +58,9 @@ DURATION (default 10s: Ns, Nm or Nh), CONNS (default 64),
 RATE (default 16667 requests/s), VEGETA_WORKERS (default 64),
 SIM_WORKERS (default 6000), SIM_QUEUE (default 10000),
 SIM_LATENCY (default 5ms-55ms),
-SINKS (default "null file-enqueued file-persisted nats-enqueued
-  nats-persisted": the sink runs, in this order; "none" for none),
+SINKS (default "null file-enqueued file-persisted file+s3-enqueued
+  nats-enqueued nats-persisted": the sink runs, in this order; "none" for
+  none; file+s3 ships closed segments to moto's S3 server),
 SINK_RETAIN_MIB (default 512: a file run's RETAIN_BYTES and a nats run's
   stream max_bytes, in MiB, so that a long run cannot fill the disk).
 `
@@ -98,7 +99,7 @@ func (c *config) natsRuns() int {
 }
 
 // sinkRunNames are the runs SINKS may name.
-var sinkRunNames = []string{"null", "file-enqueued", "file-persisted", "nats-enqueued", "nats-persisted"}
+var sinkRunNames = []string{"null", "file-enqueued", "file-persisted", "file+s3-enqueued", "nats-enqueued", "nats-persisted"}
 
 // errUsage is a usage error: the usage goes to stderr with it.
 var errUsage = errors.New("usage")
@@ -184,7 +185,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		case slices.Contains(sinkRunNames, r):
 			c.sinks = append(c.sinks, r)
 		default:
-			return c, fmt.Errorf("SINKS: unknown run '%s' (want null, file-enqueued, file-persisted, nats-enqueued, nats-persisted or none)", r)
+			return c, fmt.Errorf("SINKS: unknown run '%s' (want null, file-enqueued, file-persisted, file+s3-enqueued, nats-enqueued, nats-persisted or none)", r)
 		}
 	}
 	if c.smoke {

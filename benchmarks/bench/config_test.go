@@ -23,7 +23,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		c.sinkRetainMiB != 512 || c.smoke || c.out != "" || c.baselineRef != "" || c.warmUp != "1s" {
 		t.Errorf("defaults: %+v", c)
 	}
-	if want := []string{"null", "file-enqueued", "file-persisted", "nats-enqueued", "nats-persisted"}; !slices.Equal(c.sinks, want) {
+	if want := []string{"null", "file-enqueued", "file-persisted", "file+s3-enqueued", "nats-enqueued", "nats-persisted"}; !slices.Equal(c.sinks, want) {
 		t.Errorf("sinks %v, want %v", c.sinks, want)
 	}
 	if c.natsRuns() != 2 {

@@ -23,6 +23,7 @@ var (
 	completedRE = regexp.MustCompile(`shutdown complete.* completed=([0-9]+)`)
 	fsyncsRE    = regexp.MustCompile(`shutdown complete.* file_fsyncs=([0-9]+)`)
 	deletedRE   = regexp.MustCompile(`deleted the oldest segment.* bytes=([0-9]+)`)
+	s3ShippedRE = regexp.MustCompile(`shutdown complete.* s3_shipped=([0-9]+) s3_upload_errors=([0-9]+) s3_backlog=([0-9]+)`)
 	unknownSink = regexp.MustCompile(`(?i)(unknown sink|invalid SINK).*`)
 )
 
@@ -52,7 +53,18 @@ func (b *bench) sinkSection() {
 			}
 		}
 	}
-	if strings.Contains(" "+strings.Join(c.sinks, " "), " file-") {
+	var moto *motoServer
+	motoErr := ""
+	if strings.Contains(" "+strings.Join(c.sinks, " "), " file+s3-") {
+		var err error
+		if moto, err = b.startMoto(); err != nil {
+			motoErr = err.Error()
+			fmt.Printf("  moto did not start: %s\n", motoErr)
+		} else {
+			fmt.Printf("  moto's S3 server (pid %d) on 127.0.0.1:%d, on the load generator's CPU\n", moto.pid(), moto.port)
+		}
+	}
+	if strings.Contains(" "+strings.Join(c.sinks, " "), " file") {
 		var st syscall.Statfs_t
 		if syscall.Statfs(b.work, &st) == nil {
 			if free := int64(st.Bavail) * st.Bsize >> 20; free < 2*int64(c.sinkRetainMiB) {
@@ -67,7 +79,7 @@ func (b *bench) sinkSection() {
 				r.sinkFailures = append(r.sinkFailures, sinkFailure{run, round, "not run: " + why})
 				continue
 			}
-			err := b.sinkRun(run, round, nats, natsErr, skip)
+			err := b.sinkRun(run, round, nats, natsErr, moto, motoErr, skip)
 			if err == nil {
 				continue
 			}
@@ -86,6 +98,9 @@ func (b *bench) sinkSection() {
 		}
 		b.stopNats(nats)
 	}
+	if moto != nil {
+		b.stopMoto(moto)
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n== sinks, every round (-t1 -c%d -d%s --latency; stored MiB and parcels include the warm-up)\n", c.conns, c.duration)
 	writeTable(&sb, sinkColumns, r.sinkRows)
@@ -102,7 +117,8 @@ func (b *bench) sinkSection() {
 // wrk and stops it; it adds a row to the results and prints a line, or
 // returns why it failed. A run that cannot succeed in later rounds either is
 // named in skip.
-func (b *bench) sinkRun(run string, round int, nats *natsServer, natsErr string, skip map[string]string) error {
+func (b *bench) sinkRun(run string, round int, nats *natsServer, natsErr string, moto *motoServer, motoErr string,
+	skip map[string]string) error {
 	c := &b.cfg
 	label := sinkLabel(run)
 	settings := []string{"MAX_WORKERS=1000", "MAX_QUEUE=10000", "LOG_LEVEL=info"}
@@ -115,6 +131,22 @@ func (b *bench) sinkRun(run string, round int, nats *natsServer, natsErr string,
 		dir = filepath.Join(b.work, fmt.Sprintf("data-%s-%d", run, round))
 		settings = append(settings, "SINK=file", "ACK="+ack, "DATA_DIR="+dir,
 			fmt.Sprintf("RETAIN_BYTES=%dMiB", c.sinkRetainMiB), fmt.Sprintf("SEGMENT_BYTES=%dMiB", c.sinkRetainMiB/4))
+	case "file+s3":
+		// The file sink shipping every closed segment to moto's S3,
+		// gzipped: what shipping costs the request path.
+		if moto == nil {
+			skip[run] = "moto is not running"
+			return fmt.Errorf("moto is not running: %s", motoErr)
+		}
+		bucket := fmt.Sprintf("bench-%d-%d", round, b.seq+1)
+		if err := motoPut(moto, bucket); err != nil {
+			return fmt.Errorf("cannot create the bucket %s: %w", bucket, err)
+		}
+		dir = filepath.Join(b.work, fmt.Sprintf("data-%s-%d", strings.Replace(run, "+", "-", 1), round))
+		settings = append(settings, "SINK=file", "ACK="+ack, "DATA_DIR="+dir,
+			fmt.Sprintf("RETAIN_BYTES=%dMiB", c.sinkRetainMiB), fmt.Sprintf("SEGMENT_BYTES=%dMiB", c.sinkRetainMiB/4))
+		settings = append(settings, s3Settings(moto, bucket)...)
+		co = moto.proc
 	case "nats":
 		if nats == nil {
 			skip[run] = "nats-server is not running"
@@ -161,6 +193,18 @@ func (b *bench) sinkRun(run string, round int, nats *natsServer, natsErr string,
 	stored, parcels, detail := math.NaN(), int64(-1), ""
 	if runErr == nil && dir != "" {
 		stored, parcels, detail = fileRunStored(dir, log, completed)
+		if co != nil {
+			detail += fmt.Sprintf("  moto %s CPU us/req (CPU %s%%)", fixed(m.coCPU, 2), pct(m.coUtil))
+			if ms := s3ShippedRE.FindAllSubmatch(log, -1); len(ms) > 0 {
+				last := ms[len(ms)-1]
+				detail += fmt.Sprintf("; shipped %s segments, %s upload errors, %s left to ship", last[1], last[2], last[3])
+				if string(last[3]) != "0" {
+					b.warn("fastingest (%s, round %d): %s segments not shipped at shutdown: the backlog did not keep up", label, round, last[3])
+				}
+			} else {
+				b.warn("fastingest (%s, round %d): no s3_shipped in the shutdown summary", label, round)
+			}
+		}
 	} else if runErr == nil && stream != "" {
 		if data, err := b.natsAPI(nats, "STREAM.INFO."+stream, ""); err != nil {
 			b.warn("fastingest (%s, round %d): cannot read the stream's state: %v", label, round, err)

@@ -163,6 +163,30 @@ func writeSinkTable(w io.Writer, r *results) {
 	if r.natsRSS != "" {
 		fmt.Fprintf(w, "nats-server peak RSS over the section: %s MiB\n", r.natsRSS)
 	}
+	writeShippingCost(w, r)
+}
+
+// writeShippingCost writes what shipping closed segments to S3 costs the
+// request path: file+s3/enqueued's CPU per request against file/enqueued's
+// (issue 13: at most 10% more), moto's own CPU apart.
+func writeShippingCost(w io.Writer, r *results) {
+	const run, base, target = "file+s3-enqueued", "file-enqueued", 1.10
+	if count(r.sinkRows, run) == 0 {
+		return
+	}
+	cpu, fileCPU := median(r.sinkRows, run, "cpu_us_per_req"), median(r.sinkRows, base, "cpu_us_per_req")
+	fmt.Fprintf(w, "%s: CPU per request fastingest %.2f us (moto's S3 server %.2f us apart, on the load generator's CPU)",
+		sinkLabel(run), cpu, median(r.sinkRows, run, "nats_cpu_us_per_req"))
+	x := stats.Ratio(cpu, fileCPU)
+	if math.IsNaN(x) {
+		fmt.Fprintf(w, "; not compared (SINKS must include %s) (target ≤ %.2f × file/enqueued)\n", base, target)
+		return
+	}
+	verdict := "NOT met"
+	if math.Round(x*100)/100 <= target {
+		verdict = "met"
+	}
+	fmt.Fprintf(w, " = %.2f × file/enqueued's %.2f us (target ≤ %.2f: %s)\n", x, fileCPU, target, verdict)
 }
 
 // writeSinkTarget writes the check of a run's req/s against its target
