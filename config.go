@@ -202,7 +202,13 @@ var options = []option{
 	{"S3_COMPRESSION", "s3-compression", "codec", s3ship.DefaultCompression,
 		"with S3_BUCKET: how segments are compressed: gzip (.ndjson.gz), zstd (.ndjson.zst) or none (.ndjson)",
 		"gzip, zstd or none",
-		func(c *config, v string) error { return parseString(v, s3ship.ValidateCompression, &c.S3Compression) }, nil},
+		func(c *config, v string) error {
+			if s3ship.ValidateCompression(v) != nil {
+				return errInvalid // its message is the accepts text
+			}
+			c.S3Compression = v
+			return nil
+		}, nil},
 	{"S3_UPLOAD_CONCURRENCY", "s3-upload-concurrency", "int", strconv.Itoa(s3ship.DefaultConcurrency),
 		"with S3_BUCKET: segments uploaded at once", intRange(1, s3ship.MaxConcurrency),
 		func(c *config, v string) error {
