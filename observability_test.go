@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -261,6 +264,137 @@ func TestAlertRulesAreComplete(t *testing.T) {
 	for name := range fires {
 		if !seen[name] {
 			t.Errorf("%s tests %s, which %s does not define", rulesTestFile, name, rulesFile)
+		}
+	}
+}
+
+// promqlMetricNames returns the metric names a PromQL expression reads: the
+// identifiers that are neither functions, keywords, label names nor
+// quoted.
+func promqlMetricNames(expr string) []string {
+	unquoted := regexp.MustCompile(`"(?:[^"\\]|\\.)*"`).ReplaceAllString(expr, `""`)
+	unquoted = regexp.MustCompile(`\[[^\]]*\]`).ReplaceAllString(unquoted, "")
+	// Label lists: by (...), without (...), on (...), ignoring (...),
+	// group_left (...), and matchers {...}.
+	unquoted = regexp.MustCompile(`\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`).ReplaceAllString(unquoted, "")
+	unquoted = regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(unquoted, "")
+	var names []string
+	for _, m := range regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*(\s*\()?`).FindAllString(unquoted, -1) {
+		if strings.HasSuffix(m, "(") { // a function or an aggregation
+			continue
+		}
+		switch m {
+		case "and", "or", "unless", "bool", "offset", "inf", "nan", "Inf", "NaN":
+			continue
+		}
+		if !slices.Contains(names, m) {
+			names = append(names, m)
+		}
+	}
+	return names
+}
+
+// ruleExprs returns the expr of every rule of the rules file, recording and
+// alerting, and the names the recording rules record; a line scan, which
+// reads one-line exprs and block scalars (expr: |).
+func ruleExprs(t *testing.T) (exprs, recorded []string) {
+	t.Helper()
+	b, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	indent := func(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
+	for i, line := range lines {
+		trimmed := strings.TrimSpace(line)
+		if name, ok := strings.CutPrefix(trimmed, "- record:"); ok {
+			recorded = append(recorded, strings.TrimSpace(name))
+		}
+		expr, ok := strings.CutPrefix(trimmed, "expr:")
+		if !ok {
+			continue
+		}
+		expr = strings.TrimSpace(expr)
+		if expr == "|" {
+			var block []string
+			for _, next := range lines[i+1:] {
+				if strings.TrimSpace(next) != "" && indent(next) <= indent(line) {
+					break
+				}
+				block = append(block, strings.TrimSpace(next))
+			}
+			expr = strings.Join(block, " ")
+		}
+		exprs = append(exprs, expr)
+	}
+	return exprs, recorded
+}
+
+// sourceMetricNames returns the metric names that start a string literal
+// (quoted or raw) or follow "# TYPE " in the module's Go code, tests
+// aside: where fastingest and its sinks write their families, and the
+// process and Go families processmetrics.go describes.
+func sourceMetricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	literal := regexp.MustCompile("(?:[\"`]|# TYPE )((?:fastingest|process|go)_[a-z0-9_]+)")
+	names := map[string]bool{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range literal.FindAllSubmatch(b, -1) {
+			names[string(m[1])] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestQueriesReadMetricsThatExist checks that every metric name the alert
+// rules and the dashboard read is one fastingest writes (or a recording
+// rule, or Prometheus' up): a misspelt name parses, matches nothing, and
+// leaves an alert that never fires or a panel that stays empty. The
+// real-Prometheus test checks the same against a live exposition, for the
+// metrics of the sinks it runs.
+func TestQueriesReadMetricsThatExist(t *testing.T) {
+	t.Parallel()
+	known := sourceMetricNames(t)
+	if !known["fastingest_requests_total"] || !known["process_open_fds"] {
+		t.Fatalf("the source scan found %d names, not fastingest_requests_total and process_open_fds", len(known))
+	}
+	exprs, recorded := ruleExprs(t)
+	if len(exprs) < len(alertBlocks(t))+len(recorded) {
+		t.Fatalf("%d exprs read from %s; want one per rule", len(exprs), rulesFile)
+	}
+	var queries []dashboardQuery
+	for _, e := range exprs {
+		queries = append(queries, dashboardQuery{panel: rulesFile, expr: e})
+	}
+	queries = append(queries, readDashboard(t).queries()...)
+	for _, q := range queries {
+		for _, name := range promqlMetricNames(q.expr) {
+			base := name
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(name, suffix); ok && known[b] {
+					base = b
+				}
+			}
+			if !known[base] && !slices.Contains(recorded, name) && name != "up" {
+				t.Errorf("%s: %s reads %s, which fastingest does not write", q.panel, q.expr, name)
+			}
 		}
 	}
 }
