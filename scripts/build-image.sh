@@ -8,11 +8,14 @@
 #   --version V    version stamped into the binary and the image's label
 #                  (default: git describe --tags --always --dirty)
 #   --arch ARCH    GOARCH of the binary and the image (default: go env GOARCH)
-#   --context DIR  only prepare the build context in DIR (the binary, an empty
-#                  data/ and the Containerfile), for another builder:
-#                  docker build -f DIR/Containerfile DIR
-# Environment: BUILDAH_OPTS, global buildah options (e.g. "--storage-driver
-# vfs"); BUD_OPTS, options of buildah bud (e.g. "--isolation chroot").
+#   --context DIR  only prepare the build context in DIR (the binary, the CA
+#                  bundle, an empty data/ and the Containerfile), for another
+#                  builder: docker build -f DIR/Containerfile DIR
+# Environment: CA_BUNDLE, the CA certificates the image trusts for TLS to S3,
+# NATS or Kafka (default /etc/ssl/certs/ca-certificates.crt, Debian's
+# ca-certificates); BUILDAH_OPTS, global buildah options (e.g.
+# "--storage-driver vfs"); BUD_OPTS, options of buildah bud (e.g.
+# "--isolation chroot").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -36,6 +39,11 @@ done
 [[ -n $version ]] || version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 [[ -n $arch ]] || arch=$(go env GOARCH)
 [[ -n $tag ]] || tag=fastingest:$version
+ca_bundle=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+[[ -s $ca_bundle ]] || {
+	echo "build-image: no CA bundle at $ca_bundle (Debian: apt-get install ca-certificates), or set CA_BUNDLE" >&2
+	exit 1
+}
 
 keep_context=1
 if [[ -z $context ]]; then
@@ -54,6 +62,8 @@ mkdir -p "$context/data"
 CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=auto \
 	-ldflags "-s -w -X main.version=$version" -o "$context/fastingest" .
 cp Containerfile "$context/Containerfile"
+cp "$ca_bundle" "$context/ca-certificates.crt"
+chmod 0644 "$context/ca-certificates.crt"
 if [[ $keep_context == 1 ]]; then
 	echo "build-image: context ready in $context (linux/$arch, version $version)"
 	exit 0

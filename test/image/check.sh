@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # check.sh: build fastingest's container image with buildah, offline, and
-# run it: the image holds the binary and /data only, runs as 65532, answers
-# 202 to the reference client, stores the parcels in /data, and drains and
-# exits 0 on SIGTERM. Run by .ci/run.
+# run it: the image holds the binary, CA certificates and /data only, runs
+# as 65532, answers 202 to the reference client, stores the parcels in
+# /data, and drains and exits 0 on SIGTERM. Run by .ci/run.
 #
 # It skips, saying why, where buildah is missing or cannot build and run a
 # container here (no chroot, no mounts): a probe that does not use the
@@ -73,12 +73,12 @@ for want in 'user=65532:65532' 'entrypoint=[/usr/local/bin/fastingest]' 'ports=m
 	[[ $config == *"$want"* ]] || fail "the image's configuration has no $want"
 done
 
-# Its files: the binary and /data, nothing else (no shell).
+# Its files: the binary, the CA bundle and /data, nothing else (no shell).
 ctr=$("${B[@]}" from --quiet "$image")
 root=$("${B[@]}" mount "$ctr")
 files=$(cd "$root" && find . -mindepth 1 | sort | tr '\n' ' ')
-[[ $files == './data ./usr ./usr/local ./usr/local/bin ./usr/local/bin/fastingest ' ]] ||
-	fail "the image holds more than the binary and /data: $files"
+[[ $files == './data ./etc ./etc/ssl ./etc/ssl/certs ./etc/ssl/certs/ca-certificates.crt ./usr ./usr/local ./usr/local/bin ./usr/local/bin/fastingest ' ]] ||
+	fail "the image holds more than the binary, the CA bundle and /data: $files"
 [[ $(stat -c %u:%g "$root/data") == 65532:65532 ]] || fail "/data is owned by $(stat -c %u:%g "$root/data"), not 65532:65532"
 
 # Run it: port 0, the address read from the startup line.
