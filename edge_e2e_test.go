@@ -108,7 +108,7 @@ func TestFileLimitLowersMaxConns(t *testing.T) {
 	const nofile, idle = 256, 300
 	p := startUnderPrlimit(t, nofile, map[string]string{"ADDR": "127.0.0.1:0", "SINK": "null", "SHUTDOWN_TIMEOUT": "10s"})
 	addr := p.waitReady(&http.Client{Timeout: httpTimeout, Transport: &http.Transport{DisableKeepAlives: true}})
-	wantConns := nofile - reservedFiles("null")
+	wantConns := nofile - reservedFiles(config{Sink: "null"})
 
 	var warn, startup string
 	for _, line := range p.log() {
@@ -120,7 +120,7 @@ func TestFileLimitLowersMaxConns(t *testing.T) {
 		}
 	}
 	wantContains(t, "WARN line", warn, "level=WARN", "LimitNOFILE", "max_conns="+strconv.Itoa(wantConns),
-		"max_conns_configured=16384", "nofile=256", "nofile_needed="+strconv.Itoa(16384+reservedFiles("null")))
+		"max_conns_configured=16384", "nofile=256", "nofile_needed="+strconv.Itoa(16384+reservedFiles(config{Sink: "null"})))
 	if got := logValue(startup, "nofile"); got != "256" {
 		t.Errorf("startup line nofile=%q; want 256: %s", got, startup)
 	}

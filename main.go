@@ -88,7 +88,7 @@ func start(cfg config, log *slog.Logger, stderr io.Writer) (*app, int) {
 	}
 	// MAX_CONNS connections and what the process needs besides must fit
 	// in the open-file limit: lowered, with a WARN line, when they do not.
-	files, err := fdlimit.Fit(cfg.MaxConns, reservedFiles(cfg.Sink), log)
+	files, err := fdlimit.Fit(cfg.MaxConns, reservedFiles(cfg), log)
 	if err != nil {
 		return invalid(err)
 	}
@@ -245,14 +245,18 @@ func (a *app) shutdown(code int, hurry bool) int {
 // deleted and the directory read at startup; the NATS sink's connection and
 // a second one while it reconnects. 8 covers either with room. The Kafka
 // client keeps up to two connections per broker (requests and produce)
-// and its seeds': 32 covers a cluster of a dozen brokers.
-func reservedFiles(sink string) int {
+// and its seeds': 32 covers a cluster of a dozen brokers. The S3 shipper
+// holds a segment and an HTTP connection per upload.
+func reservedFiles(cfg config) int {
 	n := fdlimit.Reserve + server.ConnsBeyondMax
-	switch sink {
+	switch cfg.Sink {
 	case "file", "nats":
 		n += 8
 	case "kafka":
 		n += 32
+	}
+	if cfg.S3Bucket != "" {
+		n += 2 * cfg.S3UploadConcurrency
 	}
 	return n
 }

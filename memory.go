@@ -25,13 +25,17 @@ import (
 //     flate window or zstd tables and a read buffer; zstd decoders are lent
 //     from a fixed set, each with a window of up to 8 MiB.
 //   - the queue's tasks and the workers' goroutines.
+//   - the sink's own buffers: the file sink's two write groups, and with
+//     S3_BUCKET one multipart part and a compressor per upload; the nats
+//     and kafka sinks' copies of the records they await acknowledgement
+//     for, whose parcels' batches are held meanwhile, so at most
+//     MAX_QUEUE_BYTES (and KAFKA_MAX_BUFFERED for kafka).
 //
 // Go's collector lets the heap grow to twice what is live (GOGC=100), so
 // the live total counts twice, on top of a fixed base for the runtime,
-// code and metrics. The sink's own buffers come on top: the file sink's
-// write buffer, the NATS client's pending publishes (NATS_* settings).
+// code and metrics.
 type memoryBound struct {
-	Connections, Bodies, Decompressors, Zstd, Queue, Workers int64
+	Connections, Bodies, Decompressors, Zstd, Queue, Workers, Sink int64
 }
 
 // Per-item costs of memoryBound, measured on linux/amd64 with Go 1.26 and
@@ -43,6 +47,8 @@ const (
 	memDecompressor = 48 << 10 // a flate window or zstd tables, and a 4 KiB read buffer
 	memZstdDecoder  = 9 << 20  // an 8 MiB window (RFC 9659's limit) and its tables
 	memWorker       = 8 << 10  // goroutine stack and task channel
+	memFileGroups   = 2 << 20  // the file sink's two write groups of 1 MiB
+	memS3Upload     = 9 << 20  // an 8 MiB multipart part and a compressor's state
 )
 
 func (c config) memoryBound() memoryBound {
@@ -55,12 +61,29 @@ func (c config) memoryBound() memoryBound {
 		Zstd:          int64(max(4, 2*runtime.GOMAXPROCS(0))) * memZstdDecoder, // server.zstdDecoderSlots
 		Queue:         int64(c.MaxQueue) * int64(unsafe.Sizeof(ingest.Task{})),
 		Workers:       int64(c.MaxWorkers) * memWorker,
+		Sink:          c.sinkMemory(),
 	}
+}
+
+// sinkMemory is the sink's term of memoryBound.
+func (c config) sinkMemory() int64 {
+	switch c.Sink {
+	case "file":
+		if c.S3Bucket != "" {
+			return memFileGroups + int64(c.S3UploadConcurrency)*memS3Upload
+		}
+		return memFileGroups
+	case "nats":
+		return c.MaxQueueBytes
+	case "kafka":
+		return min(c.MaxQueueBytes, c.KafkaMaxBuffered)
+	}
+	return 0
 }
 
 // Live is the memory the terms hold at most together.
 func (m memoryBound) Live() int64 {
-	return m.Connections + m.Bodies + m.Decompressors + m.Zstd + m.Queue + m.Workers
+	return m.Connections + m.Bodies + m.Decompressors + m.Zstd + m.Queue + m.Workers + m.Sink
 }
 
 // Total is the bound on the process's memory: the base, and the live
@@ -75,7 +98,9 @@ func memoryFormula() string {
 		" + min(MAX_QUEUE_BYTES / MAX_BODY_BYTES, MAX_CONNS) × " + formatSize(memDecompressor) +
 		" + max(4, 2 × GOMAXPROCS) × " + formatSize(memZstdDecoder) +
 		" + MAX_QUEUE × " + strconv.Itoa(int(unsafe.Sizeof(ingest.Task{}))) +
-		" + MAX_WORKERS × " + formatSize(memWorker) + ")"
+		" + MAX_WORKERS × " + formatSize(memWorker) +
+		" + the sink's buffers: file " + formatSize(memFileGroups) + " (+ S3_UPLOAD_CONCURRENCY × " + formatSize(memS3Upload) +
+		" with S3_BUCKET), nats MAX_QUEUE_BYTES, kafka min(MAX_QUEUE_BYTES, KAFKA_MAX_BUFFERED))"
 }
 
 // formatMiB writes a byte count in MiB, rounded up, for log lines.

@@ -21,6 +21,22 @@ func TestMemoryBound(t *testing.T) {
 		t.Errorf("Total = %d; want %d", got, want)
 	}
 
+	// The sink's buffers.
+	for _, tt := range []struct {
+		c    config
+		want int64
+	}{
+		{config{Sink: "null"}, 0},
+		{config{Sink: "file"}, memFileGroups},
+		{config{Sink: "file", S3Bucket: "b", S3UploadConcurrency: 3}, memFileGroups + 3*memS3Upload},
+		{config{Sink: "nats", MaxQueueBytes: 8 << 20}, 8 << 20},
+		{config{Sink: "kafka", MaxQueueBytes: 8 << 20, KafkaMaxBuffered: 4 << 20}, 4 << 20},
+	} {
+		if got := tt.c.sinkMemory(); got != tt.want {
+			t.Errorf("sinkMemory(%+v) = %d; want %d", tt.c, got, tt.want)
+		}
+	}
+
 	// Each setting that holds memory raises the bound.
 	for name, grow := range map[string]func(*config){
 		"MAX_CONNS":        func(c *config) { c.MaxConns *= 2 },
