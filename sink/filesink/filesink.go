@@ -253,16 +253,63 @@ func (s *Sink) Segment() string {
 // groups are full. The parcel is copied before Store returns; the task is
 // finished once its line is written (fsynced, when durable).
 func (s *Sink) Store(ctx context.Context, t ingest.Task) error {
-	s.mu.Lock()
+	var errs [1]error
+	s.StoreRun(ctx, []ingest.Task{t}, errs[:])
+	return errs[0]
+}
+
+// MaxRun is the most tasks the dispatcher hands the sink at once
+// (ingest.RunSink): a worker that finds many parcels queued adds them all
+// to the write group under one lock, rather than waking once per parcel.
+func (s *Sink) MaxRun() int { return maxRun }
+
+// maxRun is MaxRun's value: about as many reference parcels as fill a
+// write group's first flush.
+const maxRun = 64
+
+var _ ingest.RunSink = (*Sink)(nil)
+
+// StoreRun adds the parcels of run to the current write group, in order,
+// taking the lock once for as many as the group has room for and waiting
+// while both groups are full, as Store does for one. errs[i] is set for a
+// task not taken: the sink closed, ctx ended while waiting, or its line
+// could not be encoded.
+func (s *Sink) StoreRun(ctx context.Context, run []ingest.Task, errs []error) {
+	for i := 0; i < len(run); {
+		s.mu.Lock()
+		if err := s.waitRoomLocked(ctx); err != nil { // unlocked on error
+			for ; i < len(run); i++ {
+				errs[i] = err
+			}
+			return
+		}
+		var first, full bool
+		// An empty group always takes a record, however large, so a
+		// record bigger than GroupBytes cannot wait forever.
+		for ; i < len(run) && (len(s.active.buf) < s.cfg.GroupBytes || len(s.active.tasks) == 0); i++ {
+			f, fl, err := s.appendLocked(run[i])
+			first, full, errs[i] = first || f, full || fl, err
+		}
+		s.mu.Unlock()
+		if first {
+			notify(s.wake)
+		}
+		if full {
+			notify(s.full)
+		}
+	}
+}
+
+// waitRoomLocked waits, s.mu held, until the active group has room for a
+// record, or returns why it cannot, with s.mu released.
+func (s *Sink) waitRoomLocked(ctx context.Context) error {
 	for {
 		if s.closed {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		// An empty group always takes a record, however large, so a
-		// record bigger than GroupBytes cannot wait forever.
 		if len(s.active.buf) < s.cfg.GroupBytes || len(s.active.tasks) == 0 {
-			break
+			return nil
 		}
 		room := s.room
 		s.mu.Unlock()
@@ -273,36 +320,27 @@ func (s *Sink) Store(ctx context.Context, t ingest.Task) error {
 		}
 		s.mu.Lock()
 	}
-	first, full := s.appendLocked(t)
-	s.mu.Unlock()
-	if first {
-		notify(s.wake)
-	}
-	if full {
-		notify(s.full)
-	}
-	return nil
 }
 
 // appendLocked adds t's line and t to the active group; s.mu is held. If
-// encoding panics (a sink bug), the group is left as it was and the mutex
-// released, so that the panic fails this one parcel (the worker recovers
-// it) and neither tears the file nor locks every other worker out.
-func (s *Sink) appendLocked(t ingest.Task) (first, full bool) {
+// encoding panics (a sink bug), the group is left as it was and the panic
+// is returned as an error, so that it fails this one parcel without tearing
+// the file, locking every other worker out, or failing parcels of the same
+// run that the sink has taken (and will finish).
+func (s *Sink) appendLocked(t ingest.Task) (first, full bool, err error) {
 	g := s.active
 	n := len(g.buf)
 	defer func() {
 		if r := recover(); r != nil {
 			g.buf = g.buf[:n]
-			s.mu.Unlock()
-			panic(r)
+			err = fmt.Errorf("filesink: cannot encode the parcel: %v", r)
 		}
 	}()
 	first = len(g.tasks) == 0
 	g.buf = s.enc.Append(g.buf, t)
 	g.buf = append(g.buf, '\n')
 	g.tasks = append(g.tasks, t) // the sink owns t from here on
-	return first, len(g.buf) >= flushBytes
+	return first, len(g.buf) >= flushBytes, nil
 }
 
 // notify sends on a channel of capacity 1 without blocking.

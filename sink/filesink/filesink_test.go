@@ -551,20 +551,16 @@ func TestFsyncInterval(t *testing.T) {
 }
 
 // A panic while encoding a parcel (here a task without one) fails that
-// parcel alone: the sink stays usable and the file gets no torn line.
+// parcel alone, as an error: the sink stays usable, the file gets no torn
+// line, and in a run the parcels around it are taken and written.
 func TestPanicInStoreLeavesSinkUsable(t *testing.T) {
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir})
 	var o outcomes
 	store(t, s, &o, "before", 2)
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("Store of a task without a parcel did not panic")
-			}
-		}()
-		_ = s.Store(context.Background(), ingest.Task{})
-	}()
+	if err := s.Store(context.Background(), ingest.Task{}); err == nil {
+		t.Error("Store of a task without a parcel returned nil; want the encoder's panic as an error")
+	}
 	store(t, s, &o, "after", 2) // would deadlock if the mutex were still held
 	closeSink(t, s)
 	lines, _ := readDir(t, dir)
@@ -715,5 +711,41 @@ func TestRotationFsyncRetried(t *testing.T) {
 	}
 	if got, want := ids(lines), append(wantIDs("r", 12), wantIDs("s", 5)...); !slices.Equal(got, want) {
 		t.Errorf("ids = %v\nwant %v", got, want)
+	}
+}
+
+// TestStoreRun: a run is taken in order under one lock, each parcel
+// written once; a parcel whose line cannot be encoded fails alone, its
+// neighbours in the run taken and written; groups fill and flush across a
+// run larger than one.
+func TestStoreRun(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, Config{Dir: dir, GroupBytes: 300})
+	var o outcomes
+	run := make([]ingest.Task, 0, 20)
+	var want []string
+	for i := range 20 {
+		id := fmt.Sprintf("run%d", i)
+		if i == 7 {
+			run = append(run, ingest.Task{}) // no parcel: its encoding panics
+			continue
+		}
+		run = append(run, o.task(id, uint64(i+1)))
+		want = append(want, id)
+	}
+	errs := make([]error, len(run))
+	s.StoreRun(context.Background(), run, errs)
+	for i, err := range errs {
+		if (err != nil) != (i == 7) {
+			t.Errorf("errs[%d] = %v; want an error for the task without a parcel only", i, err)
+		}
+	}
+	closeSink(t, s)
+	lines, _ := readDir(t, dir)
+	if got := ids(lines); !slices.Equal(got, want) {
+		t.Errorf("ids = %v, want %v", got, want)
+	}
+	if ok, failed := o.counts(); ok != 19 || failed != 0 {
+		t.Errorf("finished %d ok and %d failed; want 19 ok, none failed (the 20th was never taken)", ok, failed)
 	}
 }
