@@ -17,7 +17,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/fastingest-release-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 dirty=()
 [[ -z $(git status --porcelain) ]] || dirty=(--allow-dirty) # a developer's tree; CI's is clean
-summary=$(bash scripts/release.sh "${dirty[@]}" --out "$work/a" "$version" | tee /dev/stderr | tail -n 1)
+bash scripts/release.sh "${dirty[@]}" --out "$work/a" "$version" >"$work/release.out"
+cat "$work/release.out"
+summary=$(tail -n 1 "$work/release.out")
 bash scripts/release.sh "${dirty[@]}" --out "$work/b" "$version" >/dev/null
 
 (cd "$work/a" && sha256sum --check --strict SHA256SUMS) || fail "SHA256SUMS does not verify"
