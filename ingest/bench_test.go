@@ -184,3 +184,33 @@ func benchmarkHandoff(b *testing.B, quitSelect bool) {
 	exited.Wait()
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(tasks), "ns/task")
 }
+
+// BenchmarkDispatcherParallel measures how many requests one dispatcher can
+// move when many handlers submit at once (issue 15, "Cores"): producers on
+// every CPU (-cpu N) submit 9-parcel requests to one queue, one dispatcher
+// hands runs to 100 workers, and a sink that takes runs does nothing. The
+// figure per op is the dispatcher's cost per request when it is the
+// bottleneck; 1e9 / ns/op is the most requests per second one dispatcher
+// can feed, to divide by one core's request rate.
+func BenchmarkDispatcherParallel(b *testing.B) {
+	d, err := New(Config{MaxQueue: 10000, MaxWorkers: 100, Sink: discardRunSink{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.Start()
+	parcels, err := Decode(referencePayload())
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := d.Submit(now, NewBatch(parcels)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	shutdown(b, d)
+}
