@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # deploy-ec2.sh: put fastingest on AWS EC2 behind a load balancer, with
-# autoscaling driven by request count and p99 latency. Run
+# autoscaling driven by request count and p99 latency, secure by default: a
+# bearer token kept in SSM Parameter Store, HTTPS when given a certificate,
+# only POST / reachable through the load balancer. Run
 # `bash scripts/deploy-ec2.sh --help` for the settings; remove everything with
 # scripts/teardown-ec2.sh and the same NAME and region.
 #
 # In order: read-only checks and lookups (no deployment of that name yet,
-# account, VPC and subnets, machine image) and the user-data, then the build,
-# so that a mistake stops the deploy before anything is created; then create the S3 bucket and upload, the IAM role and
-# instance profile, the security groups, the target group, the load balancer
-# and its listener, the launch template, the Auto Scaling group, the scaling
-# policies and the latency alarm; wait for healthy targets; print the URL.
+# account, VPC and subnets, the instance type's memory, machine image,
+# certificate, token parameter) and the user-data, then the build, so that a
+# mistake stops the deploy before anything is created; then create the S3
+# bucket and upload, the token's SSM parameter, the IAM role and instance
+# profile, the security groups, the target group, the load balancer, its
+# listeners and rule, the launch template, the Auto Scaling group, the
+# scaling policies and the latency alarm; wait for healthy targets; print the
+# URL and how to read the token.
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,9 +28,10 @@ Usage: bash scripts/deploy-ec2.sh [--yes] [--dry-run] [--region REGION] [--name 
 
 Builds fastingest for Linux, uploads it to S3 and runs it on an Auto Scaling
 group of EC2 instances (Amazon Linux 2023, IMDSv2 required) behind a load
-balancer; waits until the instances are healthy and prints the URL and a
-load-test command. Needs the AWS CLI (v1 or v2) with credentials, and Go unless
-BINARY is set. It creates billable resources: it asks first unless --yes.
+balancer; waits until the instances are healthy and prints the URL, how to
+read the bearer token and a test command. Needs the AWS CLI (v1 or v2) with
+credentials, and Go unless BINARY is set. It creates billable resources: it
+asks first unless --yes.
 
   --yes, -y          do not ask for confirmation (YES=1)
   --dry-run          print the AWS commands instead of running them (DRY_RUN=1)
@@ -36,6 +42,40 @@ BINARY is set. It creates billable resources: it asks first unless --yes.
   --print-user-data  print the rendered cloud-init user-data and exit
   --help, -h         this help
 
+Security (defaults in brackets):
+  AUTH               token: POST / needs a bearer token, generated (32 random
+                     bytes, 64 hex digits) into an SSM SecureString parameter
+                     that only the instances' role may read; it is never
+                     printed, the deploy prints the command that reads it
+                     [token]; none: no token, anyone who reaches the load
+                     balancer may post (warned loudly)
+  TOKEN_PARAM_NAME   the parameter the deploy creates [/NAME/auth-token]
+  AUTH_TOKEN_PARAM   reuse this existing SecureString parameter instead (the
+                     teardown keeps it)
+  CERTIFICATE_ARN    an ACM certificate in REGION: HTTPS on 443 and, with an
+                     ALB, HTTP 80 answering a 301 redirect to HTTPS. Without
+                     it, plain HTTP on 80: the token crosses the network in
+                     clear (warned)
+  TLS_POLICY         [ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09: TLS 1.3 and 1.2]
+  ALLOWED_CIDRS      comma-separated IPv4 CIDRs that may reach the load
+                     balancer [0.0.0.0/0]
+  METRICS_CIDRS      comma-separated IPv4 CIDRs that may reach the service port
+                     on the instances directly, for GET /metrics [the VPC's
+                     CIDR]; none: no one. The ALB forwards only POST /, every
+                     other path gets a fixed 404 from the ALB
+  HEALTH_CHECK_TYPE  ELB: the group replaces instances the load balancer finds
+                     unhealthy (GET /readyz) [ELB]; EC2: only failed instances
+  HEALTH_CHECK_GRACE_PERIOD  seconds a new instance has to become healthy [300]
+
+Memory: MAX_CONNS, MAX_QUEUE_BYTES, MAX_BODY_BYTES and GOMEMLIMIT are derived
+from the instance type's memory so that fastingest's worst case
+(docs/security.md#memory) fits beside the OS; values in ENV_FILE win, and a
+deploy whose worst case would not fit is refused.
+  INSTANCE_MEMORY_MIB, INSTANCE_VCPUS  [from ec2 describe-instance-types;
+                     --print-user-data without them assumes 4096 and 2]
+  MEMORY_RESERVE_MIB memory left to the OS and its page cache [the larger of
+                     512 and an eighth of the instance's memory]
+
 Environment (defaults in brackets):
   INSTANCE_TYPE      [c6i.large; c7g.large for arm64]
   DESIRED            instances at start [4]; MIN_SIZE [DESIRED]; MAX_SIZE [3 x DESIRED]
@@ -43,7 +83,6 @@ Environment (defaults in brackets):
   TARGET_REQUESTS_PER_TARGET  ALB target tracking: requests per instance per minute [250000]
   LATENCY_P99_SECONDS         ALB: p99 TargetResponseTime that adds instances [0.25]
   CPU_TARGET         NLB target tracking: average CPU percent [60]
-  CLIENT_CIDR        who may reach the ALB on port 80 [0.0.0.0/0]
   AMI_ID             machine image [latest Amazon Linux 2023 for ARCH, from SSM]
   VPC_ID, SUBNET_IDS VPC and comma-separated public subnets in 2+ zones
                      [the default VPC and its default subnets]
@@ -51,20 +90,24 @@ Environment (defaults in brackets):
                      [NAME-artifacts-ACCOUNT-REGION]; BINARY_KEY [NAME/fastingest]
   BINARY             use this prebuilt linux binary instead of building
   ENV_FILE           file of KEY=VALUE lines for fastingest (e.g. MAX_WORKERS=2000),
-                     written to /etc/fastingest/env; ADDR comes from PORT
+                     written to /etc/fastingest/env; ADDR comes from PORT, the
+                     token from AUTH (AUTH_TOKEN and AUTH_TOKEN_FILE are refused:
+                     the user-data is not a place for secrets)
   DEREGISTRATION_DELAY  seconds a leaving instance keeps its requests [30]
-  HEALTH_CHECK_GRACE_PERIOD, INSTANCE_WARMUP  seconds [120, 180]
+  INSTANCE_WARMUP    seconds [180]
   WAIT_TIMEOUT       longest wait for healthy targets, seconds [600]
   POLL_INTERVAL      seconds between checks [10]
   AWS_ENDPOINT_URL   passed to every call as --endpoint-url (e.g. a local emulator)
   Names (each derived from NAME): LB_NAME, TG_NAME, LB_SG_NAME, INSTANCE_SG_NAME,
   ROLE_NAME, PROFILE_NAME, LT_NAME, ASG_NAME, TT_POLICY_NAME, STEP_POLICY_NAME,
-  ALARM_NAME.
+  ALARM_NAME, TOKEN_PARAM_NAME.
   Templates: CLOUD_INIT_TEMPLATE [deploy/cloud-init.yaml],
-  SERVICE_UNIT_FILE [deploy/fastingest.service], SYSCTL_FILE [deploy/sysctl.conf].
+  SERVICE_UNIT_FILE [deploy/fastingest.service], SYSCTL_FILE [deploy/sysctl.conf],
+  CREDENTIALS_SCRIPT_FILE [deploy/fastingest-credentials.sh].
 
-With a custom VPC, the subnets must give instances a way to S3 (a public IP
-or a NAT gateway / S3 endpoint) and the ALB must be internet-facing in them.
+With a custom VPC, the subnets must give instances a way to S3 and SSM (a
+public IP, or a NAT gateway or VPC endpoints) and the load balancer must be
+internet-facing in them.
 EOF
 }
 
@@ -79,6 +122,19 @@ failure_hint() {
 	log "(If the error says that something already exists, an earlier deploy left it: run the"
 	log "teardown above, then deploy again.)"
 }
+
+# The tag that marks the token parameter as the deploy's own: the teardown
+# deletes a parameter only when it carries this tag with the deployment's NAME.
+TOKEN_TAG_KEY=fastingest:deployment
+
+# What the load balancer answers for everything but POST /: the body
+# fastingest itself gives an unknown path.
+NOT_FOUND_ACTION='[{"Type":"fixed-response","FixedResponseConfig":{"StatusCode":"404","ContentType":"application/json","MessageBody":"{\"error\":\"not found: POST parcels to /\"}"}}]'
+# The one rule that forwards: method POST and the path exactly "/" (an ALB
+# path pattern without a wildcard matches that path only; a query string is
+# not part of the path).
+POST_ROOT_CONDITIONS='[{"Field":"path-pattern","PathPatternConfig":{"Values":["/"]}},{"Field":"http-request-method","HttpRequestMethodConfig":{"Values":["POST"]}}]'
+REDIRECT_ACTION='[{"Type":"redirect","RedirectConfig":{"Protocol":"HTTPS","Port":"443","StatusCode":"HTTP_301"}}]'
 
 # ---------------------------------------------------------------------------
 # Settings
@@ -116,10 +172,28 @@ parse_args() {
 # want_int VAR MIN MAX: VAR must be a whole number in [MIN, MAX].
 want_int() {
 	local v=${!1}
-	if [[ ! $v =~ ^[0-9]+$ ]] || ((10#$v < $2 || 10#$v > $3)); then
+	if [[ ! $v =~ ^[0-9]{1,12}$ ]] || ((10#$v < $2 || 10#$v > $3)); then
 		log "deploy-ec2.sh: invalid $1 \"$v\": want a whole number from $2 to $3."
 		exit 2
 	fi
+}
+
+# want_cidrs VAR: VAR must be a comma-separated list of IPv4 CIDRs.
+want_cidrs() {
+	local c list
+	IFS=, read -r -a list <<<"${!1}"
+	if ((${#list[@]} == 0)); then
+		log "deploy-ec2.sh: $1 is empty: want IPv4 CIDRs, e.g. 203.0.113.0/24,198.51.100.7/32."
+		exit 2
+	fi
+	for c in "${list[@]}"; do
+		if [[ ! $c =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})/([0-9]{1,2})$ ]] ||
+			((BASH_REMATCH[1] > 255 || BASH_REMATCH[2] > 255 || BASH_REMATCH[3] > 255 ||
+				BASH_REMATCH[4] > 255 || BASH_REMATCH[5] > 32)); then
+			log "deploy-ec2.sh: invalid $1 \"${!1}\": \"$c\" is not an IPv4 CIDR; want e.g. 203.0.113.0/24,198.51.100.7/32."
+			exit 2
+		fi
+	done
 }
 
 settings() {
@@ -148,13 +222,20 @@ settings() {
 	: "${TARGET_REQUESTS_PER_TARGET:=250000}"
 	: "${LATENCY_P99_SECONDS:=0.25}"
 	: "${CPU_TARGET:=60}"
-	: "${CLIENT_CIDR:=0.0.0.0/0}"
 	: "${DEREGISTRATION_DELAY:=30}"
-	: "${HEALTH_CHECK_GRACE_PERIOD:=120}"
+	: "${HEALTH_CHECK_GRACE_PERIOD:=300}"
+	: "${HEALTH_CHECK_TYPE:=ELB}"
 	: "${INSTANCE_WARMUP:=180}"
 	: "${CLOUD_INIT_TEMPLATE:=$ROOT/deploy/cloud-init.yaml}"
 	: "${SERVICE_UNIT_FILE:=$ROOT/deploy/fastingest.service}"
 	: "${SYSCTL_FILE:=$ROOT/deploy/sysctl.conf}"
+	: "${CREDENTIALS_SCRIPT_FILE:=$ROOT/deploy/fastingest-credentials.sh}"
+	: "${AUTH:=token}"
+	: "${CERTIFICATE_ARN:=}"
+	: "${TLS_POLICY:=ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09}"
+	# CLIENT_CIDR: the earlier name of ALLOWED_CIDRS (one CIDR), still read.
+	: "${ALLOWED_CIDRS:=${CLIENT_CIDR:-0.0.0.0/0}}"
+	: "${METRICS_CIDRS:=}"
 
 	# The service runs unprivileged, so it cannot bind ports below 1024.
 	want_int PORT 1024 65535
@@ -169,6 +250,9 @@ settings() {
 	want_int DEREGISTRATION_DELAY 0 3600
 	want_int HEALTH_CHECK_GRACE_PERIOD 0 86400
 	want_int INSTANCE_WARMUP 0 86400
+	if [[ -n ${INSTANCE_MEMORY_MIB:-} ]]; then want_int INSTANCE_MEMORY_MIB 256 100000000; fi
+	if [[ -n ${INSTANCE_VCPUS:-} ]]; then want_int INSTANCE_VCPUS 1 10000; fi
+	if [[ -n ${MEMORY_RESERVE_MIB:-} ]]; then want_int MEMORY_RESERVE_MIB 0 100000000; fi
 	if [[ ! $LATENCY_P99_SECONDS =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
 		log "deploy-ec2.sh: invalid LATENCY_P99_SECONDS \"$LATENCY_P99_SECONDS\": want seconds, e.g. 0.25."
 		exit 2
@@ -183,10 +267,31 @@ settings() {
 	if [[ $ARCH == arm64 && $graviton == 0 ]] || [[ $ARCH == amd64 && $graviton == 1 ]]; then
 		log "deploy-ec2.sh: warning: INSTANCE_TYPE $INSTANCE_TYPE does not look like a match for ARCH=$ARCH; instances may fail to start."
 	fi
-	if [[ ! $CLIENT_CIDR =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]]; then
-		log "deploy-ec2.sh: invalid CLIENT_CIDR \"$CLIENT_CIDR\": want an IPv4 CIDR, e.g. 203.0.113.0/24."
+	want_cidrs ALLOWED_CIDRS
+	if [[ -n $METRICS_CIDRS && $METRICS_CIDRS != none ]]; then want_cidrs METRICS_CIDRS; fi
+	case $AUTH in
+	token) TOKEN_PARAM=${AUTH_TOKEN_PARAM:-$TOKEN_PARAM_NAME} ;;
+	none) TOKEN_PARAM="" ;;
+	*) log "deploy-ec2.sh: invalid AUTH \"$AUTH\": want token (the default) or none."; exit 2 ;;
+	esac
+	if [[ -n $CERTIFICATE_ARN ]]; then
+		if [[ ! $CERTIFICATE_ARN =~ ^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[A-Za-z0-9-]+$ ]]; then
+			log "deploy-ec2.sh: invalid CERTIFICATE_ARN \"$CERTIFICATE_ARN\": want an ACM certificate ARN, arn:aws:acm:REGION:ACCOUNT:certificate/ID."
+			exit 2
+		fi
+		if [[ ${BASH_REMATCH[1]} != "$REGION" ]]; then
+			log "deploy-ec2.sh: CERTIFICATE_ARN is in ${BASH_REMATCH[1]}, the load balancer in $REGION: a load balancer takes a certificate of its own region (request or import one there)."
+			exit 2
+		fi
+	fi
+	if [[ ! $TLS_POLICY =~ ^[A-Za-z0-9-]+$ ]]; then
+		log "deploy-ec2.sh: invalid TLS_POLICY \"$TLS_POLICY\": want a policy name such as ELBSecurityPolicy-TLS13-1-2-2021-06."
 		exit 2
 	fi
+	case $HEALTH_CHECK_TYPE in
+	ELB | EC2) ;;
+	*) log "deploy-ec2.sh: invalid HEALTH_CHECK_TYPE \"$HEALTH_CHECK_TYPE\": want ELB or EC2."; exit 2 ;;
+	esac
 	if [[ -n ${VPC_ID:-} && -z ${SUBNET_IDS:-} ]]; then
 		log "deploy-ec2.sh: VPC_ID is set: set SUBNET_IDS too (public subnets in two or more availability zones, comma-separated)."
 		exit 2
@@ -196,13 +301,14 @@ settings() {
 		exit 2
 	fi
 	local f
-	for f in "$CLOUD_INIT_TEMPLATE" "$SERVICE_UNIT_FILE" "$SYSCTL_FILE" ${ENV_FILE:+"$ENV_FILE"}; do
+	for f in "$CLOUD_INIT_TEMPLATE" "$SERVICE_UNIT_FILE" "$SYSCTL_FILE" "$CREDENTIALS_SCRIPT_FILE" ${ENV_FILE:+"$ENV_FILE"}; do
 		if [[ ! -r $f ]]; then
 			log "deploy-ec2.sh: cannot read $f"
 			exit 2
 		fi
 	done
 	env_file_content >/dev/null
+	memory_inputs
 }
 
 # env_file_content: ENV_FILE's settings for /etc/fastingest/env (comments and
@@ -218,12 +324,275 @@ env_file_content() {
 			log "deploy-ec2.sh: $ENV_FILE line $n: want KEY=VALUE, have \"$line\""
 			exit 2
 		fi
-		if [[ $line == ADDR=* ]]; then
+		case $line in
+		ADDR=*)
 			log "deploy-ec2.sh: $ENV_FILE line $n: set PORT instead of ADDR (the load balancer must know the port)"
 			exit 2
-		fi
+			;;
+		AUTH_TOKEN=* | AUTH_TOKEN_FILE=*)
+			# The line is not repeated: it may hold the token.
+			log "deploy-ec2.sh: $ENV_FILE line $n: ${line%%=*} is refused: ENV_FILE goes into the user-data, which anyone who may describe the launch template can read. The deploy keeps the token in SSM Parameter Store (AUTH=token, or AUTH_TOKEN_PARAM for a parameter of yours)."
+			exit 2
+			;;
+		esac
 		printf '%s\n' "$line"
 	done <"$ENV_FILE"
+}
+
+# env_file_value KEY: the value ENV_FILE gives KEY (the last one wins, as in
+# systemd's EnvironmentFile=), or nothing.
+env_file_value() {
+	local line value=""
+	while IFS= read -r line; do
+		if [[ $line == "$1="* ]]; then value=${line#*=}; fi
+	done < <(env_file_content)
+	printf '%s' "$value"
+}
+
+# ---------------------------------------------------------------------------
+# Memory: fastingest's worst case, fitted to the instance
+
+# The per-item costs of fastingest's memory bound, as memory.go has them and
+# `fastingest -h` prints them (docs/security.md#memory), in bytes:
+#   32 MiB + 2 x ( MAX_CONNS x (MAX_HEADER_BYTES + 12 KiB)
+#                + 2 x MAX_QUEUE_BYTES
+#                + min(MAX_QUEUE_BYTES / MAX_BODY_BYTES, MAX_CONNS) x 48 KiB
+#                + max(4, 2 x GOMAXPROCS) x 9 MiB
+#                + MAX_QUEUE x 56 + MAX_WORKERS x 8 KiB
+#                + the sink's buffers: file 2 MiB (+ S3_UPLOAD_CONCURRENCY x 9 MiB
+#                  with S3_BUCKET), nats MAX_QUEUE_BYTES,
+#                  kafka min(MAX_QUEUE_BYTES, KAFKA_MAX_BUFFERED) )
+# test/deploy/moto_e2e.sh checks the result against the built binary's -h.
+MEM_BASE=$((32 << 20))
+MEM_CONN=$((12 << 10))
+MEM_DECOMPRESSOR=$((48 << 10))
+MEM_ZSTD=$((9 << 20))
+MEM_TASK=56
+MEM_WORKER=$((8 << 10))
+MEM_FILE_GROUPS=$((2 << 20))
+MEM_S3_UPLOAD=$((9 << 20))
+# Set by memory_inputs from ENV_FILE.
+MEM_IN_MAX_CONNS="" MEM_IN_MAX_QUEUE_BYTES="" MEM_IN_MAX_BODY_BYTES="" MEM_IN_MAX_HEADER_BYTES=""
+MEM_IN_MAX_QUEUE="" MEM_IN_MAX_WORKERS="" MEM_IN_GOMAXPROCS="" MEM_IN_SINK="" MEM_IN_S3_BUCKET=""
+MEM_IN_S3_UPLOAD_CONCURRENCY="" MEM_IN_KAFKA_MAX_BUFFERED=""
+
+# size_bytes VALUE: a size as fastingest reads it (bytes, or a number with a
+# KiB, MiB, GiB or TiB suffix) in bytes; fails on anything else.
+size_bytes() {
+	local n shift=0
+	[[ $1 =~ ^[[:space:]]*([0-9]{1,15})[[:space:]]*(KiB|MiB|GiB|TiB)?[[:space:]]*$ ]] || return 1
+	n=$((10#${BASH_REMATCH[1]}))
+	case ${BASH_REMATCH[2]} in
+	KiB) shift=10 ;;
+	MiB) shift=20 ;;
+	GiB) shift=30 ;;
+	TiB) shift=40 ;;
+	esac
+	((n >= 1 && n <= (1 << (50 - shift)))) || return 1
+	echo $((n << shift))
+}
+
+# memory_inputs: the settings of ENV_FILE the bound depends on, in bytes or
+# counts (empty when ENV_FILE leaves them to the deploy or to fastingest's
+# defaults). An unreadable value stops the deploy: the bound cannot be
+# checked without it.
+memory_inputs() {
+	local key v
+	for key in MAX_CONNS MAX_QUEUE_BYTES MAX_BODY_BYTES MAX_HEADER_BYTES MAX_QUEUE MAX_WORKERS GOMAXPROCS \
+		SINK S3_BUCKET S3_UPLOAD_CONCURRENCY KAFKA_MAX_BUFFERED; do
+		v=$(env_file_value "$key")
+		case $key in
+		S3_BUCKET) ;;
+		SINK)
+			v=$(printf '%s' "$v" | tr '[:upper:]' '[:lower:]')
+			case $v in
+			"" | file | nats | kafka | sim | null) ;;
+			*)
+				log "deploy-ec2.sh: $ENV_FILE: invalid SINK \"$v\": want file, nats, kafka, sim or null."
+				exit 2
+				;;
+			esac
+			;;
+		MAX_QUEUE_BYTES | MAX_BODY_BYTES | MAX_HEADER_BYTES | KAFKA_MAX_BUFFERED)
+			if [[ -n $v ]] && ! v=$(size_bytes "$v"); then
+				log "deploy-ec2.sh: $ENV_FILE: invalid $key \"$(env_file_value "$key")\": want a size such as 256MiB (the deploy needs it to check the memory bound)."
+				exit 2
+			fi
+			;;
+		*)
+			if [[ -n $v && ! $v =~ ^[0-9]{1,9}$ ]] || [[ $v == 0 ]]; then
+				log "deploy-ec2.sh: $ENV_FILE: invalid $key \"$v\": want a positive whole number (the deploy needs it to check the memory bound)."
+				exit 2
+			fi
+			;;
+		esac
+		printf -v "MEM_IN_$key" '%s' "$v"
+	done
+}
+
+# sink_memory QUEUE_BYTES: the sink's buffers in the bound, for ENV_FILE's SINK
+# (fastingest's default: file).
+sink_memory() {
+	case ${MEM_IN_SINK:-file} in
+	file)
+		if [[ -n $MEM_IN_S3_BUCKET ]]; then
+			echo $((MEM_FILE_GROUPS + ${MEM_IN_S3_UPLOAD_CONCURRENCY:-2} * MEM_S3_UPLOAD))
+		else
+			echo "$MEM_FILE_GROUPS"
+		fi
+		;;
+	nats) echo "$1" ;;
+	kafka)
+		local buffered=${MEM_IN_KAFKA_MAX_BUFFERED:-$((64 << 20))}
+		echo $(($1 < buffered ? $1 : buffered))
+		;;
+	*) echo 0 ;;
+	esac
+}
+
+# memory_bound CONNS HEADER_BYTES QUEUE_BYTES BODY_BYTES GOMAXPROCS QUEUE WORKERS:
+# fastingest's worst case in bytes.
+memory_bound() {
+	local conns=$1 header=$2 queue_bytes=$3 body=$4 procs=$5 queue=$6 workers=$7 decoders zstd sink
+	decoders=$((queue_bytes / body))
+	if ((decoders > conns)); then decoders=$conns; fi
+	zstd=$((2 * procs))
+	if ((zstd < 4)); then zstd=4; fi
+	sink=$(sink_memory "$queue_bytes")
+	echo $((MEM_BASE + 2 * (conns * (header + MEM_CONN) + 2 * queue_bytes + decoders * MEM_DECOMPRESSOR +
+		zstd * MEM_ZSTD + queue * MEM_TASK + workers * MEM_WORKER + sink)))
+}
+
+# mib BYTES: BYTES in MiB, rounded up (as fastingest's memory_bound).
+mib() { echo $((($1 + (1 << 20) - 1) >> 20)); }
+
+# memory_settings MEMORY_MIB VCPUS: fit MAX_CONNS, MAX_QUEUE_BYTES and
+# MAX_BODY_BYTES to an instance with that memory, less MEMORY_RESERVE_MIB
+# for the OS and its page cache, where ENV_FILE does not set them; set
+# MEMORY_ENV (their lines for /etc/fastingest/env, with GOMEMLIMIT) and
+# MEMORY_SUMMARY. Half of what the fixed terms leave goes to queued bodies,
+# half to connections. Fails when the worst case does not fit.
+memory_settings() {
+	local mem=$1 vcpus=$2 reserve budget
+	reserve=${MEMORY_RESERVE_MIB:-$((mem / 8 > 512 ? mem / 8 : 512))}
+	budget=$(((mem - reserve) << 20))
+	local header=${MEM_IN_MAX_HEADER_BYTES:-$((8 << 10))} queue=${MEM_IN_MAX_QUEUE:-10000}
+	local workers=${MEM_IN_MAX_WORKERS:-1000} procs=${MEM_IN_GOMAXPROCS:-$vcpus}
+	local conns=$MEM_IN_MAX_CONNS queue_bytes=$MEM_IN_MAX_QUEUE_BYTES body=$MEM_IN_MAX_BODY_BYTES
+	local zstd=$((2 * procs)) avail share sink_fixed=0 sink_per_byte=0
+	if ((zstd < 4)); then zstd=4; fi
+	# The sink's term: a fixed size, or (nats) one more copy of the queued
+	# bodies; kafka's min(MAX_QUEUE_BYTES, KAFKA_MAX_BUFFERED) counts as the
+	# latter here, the check below takes the exact term.
+	case ${MEM_IN_SINK:-file} in
+	nats) sink_per_byte=1 ;;
+	kafka) sink_fixed=${MEM_IN_KAFKA_MAX_BUFFERED:-$((64 << 20))} ;;
+	*) sink_fixed=$(sink_memory 0) ;;
+	esac
+	# What the live terms may hold: half the budget past the base (the
+	# collector's headroom takes the other half), less the fixed terms.
+	avail=$(((budget - MEM_BASE) / 2 - zstd * MEM_ZSTD - queue * MEM_TASK - workers * MEM_WORKER - sink_fixed))
+	local too_small="INSTANCE_TYPE $INSTANCE_TYPE ($mem MiB) is too small for fastingest beside ${reserve} MiB for the OS (MEMORY_RESERVE_MIB): choose a larger type"
+	if [[ -z $queue_bytes ]]; then
+		share=$((avail / 2))
+		if [[ -n $conns ]]; then share=$((avail - conns * (header + MEM_CONN))); fi
+		# 2 x MAX_QUEUE_BYTES (3 x with nats), and a decompressor per
+		# MAX_BODY_BYTES of it.
+		local per_body=${body:-$((1 << 20))}
+		# shellcheck disable=SC2017 # dividing first: share x per_body overflows for the largest types
+		queue_bytes=$((share / ((2 + sink_per_byte) * per_body + MEM_DECOMPRESSOR) * per_body))
+		queue_bytes=$((queue_bytes >> 20 << 20))
+		if ((queue_bytes < 16 << 20)); then
+			if [[ -n $conns ]]; then
+				too_small="fastingest's worst case does not fit: ENV_FILE's MAX_CONNS=$conns leaves $INSTANCE_TYPE ($mem MiB, $reserve MiB of it for the OS) too little for queued bodies: lower MAX_CONNS, or choose a larger type"
+			fi
+			aws_fail "$too_small (MAX_QUEUE_BYTES would be under 16MiB)"
+		fi
+	fi
+	if [[ -z $body ]]; then
+		# 1 MiB, fastingest's default, unless the queue would hold fewer
+		# than 32 bodies of that size.
+		body=$((queue_bytes / 32 >> 10 << 10))
+		if ((body > 1 << 20)); then body=$((1 << 20)); fi
+	fi
+	if [[ -z $conns ]]; then
+		local decoders=$((queue_bytes / body))
+		conns=$(((avail - (2 + sink_per_byte) * queue_bytes - decoders * MEM_DECOMPRESSOR) / (header + MEM_CONN)))
+		conns=$((conns >> 10 << 10))
+		if ((conns > 1000000)); then conns=1000000; fi
+		if ((conns < 1024)); then
+			if [[ -n $MEM_IN_MAX_QUEUE_BYTES ]]; then
+				too_small="fastingest's worst case does not fit: ENV_FILE's MAX_QUEUE_BYTES=$(size_str "$queue_bytes") leaves $INSTANCE_TYPE ($mem MiB, $reserve MiB of it for the OS) too little for connections: lower MAX_QUEUE_BYTES, or choose a larger type"
+			fi
+			aws_fail "$too_small (MAX_CONNS would be under 1024)"
+		fi
+	fi
+	local bound
+	bound=$(memory_bound "$conns" "$header" "$queue_bytes" "$body" "$procs" "$queue" "$workers")
+	MEMORY_SUMMARY="$INSTANCE_TYPE: $mem MiB, $vcpus vCPUs; $reserve MiB left to the OS; fastingest's worst case $(mib "$bound") MiB of $((budget >> 20)) MiB with MAX_CONNS=$conns MAX_QUEUE_BYTES=$(size_str "$queue_bytes") MAX_BODY_BYTES=$(size_str "$body")"
+	if ((budget <= 0 || bound > budget)); then
+		aws_fail "fastingest's worst case does not fit: $MEMORY_SUMMARY. Lower MAX_CONNS or MAX_QUEUE_BYTES in ENV_FILE, or choose a larger INSTANCE_TYPE."
+	fi
+	MEMORY_ENV="# Memory (scripts/deploy-ec2.sh): $MEMORY_SUMMARY."
+	if [[ -z $MEM_IN_MAX_CONNS ]]; then MEMORY_ENV+=$'\n'"MAX_CONNS=$conns"; fi
+	if [[ -z $MEM_IN_MAX_QUEUE_BYTES ]]; then MEMORY_ENV+=$'\n'"MAX_QUEUE_BYTES=$(size_str "$queue_bytes")"; fi
+	if [[ -z $MEM_IN_MAX_BODY_BYTES ]]; then MEMORY_ENV+=$'\n'"MAX_BODY_BYTES=$(size_str "$body")"; fi
+	# A soft limit at the budget: the collector works harder rather than
+	# let the heap pass it.
+	if [[ -z $(env_file_value GOMEMLIMIT) ]]; then MEMORY_ENV+=$'\n'"GOMEMLIMIT=$((budget >> 20))MiB"; fi
+}
+
+# size_str BYTES: BYTES as fastingest writes sizes: 422MiB, 512KiB, 1000.
+size_str() {
+	if (($1 % (1 << 30) == 0)); then
+		echo "$(($1 >> 30))GiB"
+	elif (($1 % (1 << 20) == 0)); then
+		echo "$(($1 >> 20))MiB"
+	elif (($1 % (1 << 10) == 0)); then
+		echo "$(($1 >> 10))KiB"
+	else
+		echo "$1"
+	fi
+}
+
+# instance_env: everything /etc/fastingest/env holds after ADDR: the memory
+# settings, the metrics access, then ENV_FILE's lines (which win, being
+# later).
+instance_env() {
+	printf '%s\n' "$MEMORY_ENV"
+	if [[ $LB == alb && -z $(env_file_value METRICS_PUBLIC) ]]; then
+		# The ALB forwards POST / only; /metrics is reached on the
+		# instances from METRICS_CIDRS alone, so a scraper there needs no
+		# token (a token that can also post parcels).
+		printf '%s\n' "# /metrics: not forwarded by the load balancer, reachable from METRICS_CIDRS only, so no token." "METRICS_PUBLIC=1"
+	fi
+	if [[ -n ${ENV_FILE:-} ]]; then
+		printf '# ENV_FILE\n'
+		env_file_content
+	fi
+}
+
+# credentials_dropin: the systemd drop-in that hands the token, fetched at
+# boot into a root-only file, to the service through AUTH_TOKEN_FILE. A
+# missing file fails the start (status 243/CREDENTIALS): never a start
+# without the token.
+credentials_dropin() {
+	printf '%s\n' "# Written by scripts/deploy-ec2.sh. fastingest-credentials fetches each credential"
+	printf '%s\n' "# from SSM Parameter Store at boot into /etc/fastingest/credentials (root only);"
+	printf '%s\n' "# systemd hands it to the service, readable by its dynamic user alone."
+	printf '%s\n' "[Service]"
+	if [[ $AUTH == token ]]; then
+		printf '%s\n' "LoadCredential=auth-token:/etc/fastingest/credentials/auth-token" \
+			"Environment=AUTH_TOKEN_FILE=%d/auth-token"
+	else
+		printf '%s\n' "# AUTH=none: no credentials. fastingest runs WITHOUT a bearer token."
+	fi
+}
+
+# credentials_args: the arguments of fastingest-credentials: ID=PARAMETER
+# for each credential to fetch.
+credentials_args() {
+	if [[ $AUTH == token ]]; then printf 'auth-token=%s' "$TOKEN_PARAM"; fi
 }
 
 # ---------------------------------------------------------------------------
@@ -237,17 +606,20 @@ env_file_content() {
 # indented.
 render_user_data() {
 	local tok
-	for tok in BINARY_S3_URI REGION PORT ENV_FILE_CONTENT SERVICE_UNIT SYSCTL_CONF; do
+	for tok in BINARY_S3_URI REGION PORT CREDENTIALS ENV_FILE_CONTENT SERVICE_UNIT SYSCTL_CONF \
+		CREDENTIALS_SCRIPT CREDENTIALS_DROPIN; do
 		if ! grep -q "@@${tok}@@" "$CLOUD_INIT_TEMPLATE"; then
 			aws_fail "$CLOUD_INIT_TEMPLATE has no @@${tok}@@ placeholder"
 		fi
 	done
 	local out=$2 env_content
-	env_content=$(env_file_content)
-	UD_BINARY_S3_URI=$1 UD_REGION=$REGION UD_PORT=$PORT \
+	env_content=$(instance_env)
+	UD_BINARY_S3_URI=$1 UD_REGION=$REGION UD_PORT=$PORT UD_CREDENTIALS=$(credentials_args) \
 		UD_ENV_FILE_CONTENT=$env_content \
 		UD_SERVICE_UNIT=$(cat "$SERVICE_UNIT_FILE") \
 		UD_SYSCTL_CONF=$(cat "$SYSCTL_FILE") \
+		UD_CREDENTIALS_SCRIPT=$(cat "$CREDENTIALS_SCRIPT_FILE") \
+		UD_CREDENTIALS_DROPIN=$(credentials_dropin) \
 		awk '
 		function literal_replace(s, tok, val,   i, r) {
 			r = ""
@@ -259,7 +631,7 @@ render_user_data() {
 		}
 		{
 			line = $0
-			if (match(line, /@@(ENV_FILE_CONTENT|SERVICE_UNIT|SYSCTL_CONF)@@/)) {
+			if (match(line, /@@(ENV_FILE_CONTENT|SERVICE_UNIT|SYSCTL_CONF|CREDENTIALS_SCRIPT|CREDENTIALS_DROPIN)@@/)) {
 				tok = substr(line, RSTART + 2, RLENGTH - 4)
 				pre = substr(line, 1, RSTART - 1)
 				post = substr(line, RSTART + RLENGTH)
@@ -278,6 +650,8 @@ render_user_data() {
 			line = literal_replace(line, "@@BINARY_S3_URI@@", ENVIRON["UD_BINARY_S3_URI"])
 			line = literal_replace(line, "@@REGION@@", ENVIRON["UD_REGION"])
 			line = literal_replace(line, "@@PORT@@", ENVIRON["UD_PORT"])
+			line = literal_replace(line, "@@CREDENTIALS@@", ENVIRON["UD_CREDENTIALS"])
+			sub(/[ \t]+$/, "", line)
 			print line
 		}
 		END { exit bad }
@@ -285,11 +659,12 @@ render_user_data() {
 	if grep -Eq '@@[A-Z0-9_]+@@' "$out"; then
 		aws_fail "$CLOUD_INIT_TEMPLATE has an unknown placeholder: $(grep -Eo '@@[A-Z0-9_]+@@' "$out" | head -n 1)"
 	fi
-	# EC2 takes at most 16 KiB of user-data.
+	# EC2 takes at most 16 KiB of user-data; it goes gzip-compressed
+	# (cloud-init reads gzip), which leaves room for the commented unit.
 	local size
-	size=$(wc -c <"$out" | tr -d ' ')
+	size=$(gzip -9nc "$out" | wc -c | tr -d ' ')
 	if ((size > 16384)); then
-		aws_fail "the user-data is $size bytes; EC2 takes at most 16384"
+		aws_fail "the user-data is $size bytes gzip-compressed; EC2 takes at most 16384"
 	fi
 }
 
@@ -316,9 +691,10 @@ build() {
 
 lookups() {
 	step "check that no deployment named $NAME exists"
-	# The role is the first named resource a deploy creates: if it exists, a
-	# deployment (or what a failed one left) is there, and going on would
-	# overwrite its binary before failing. (A dry run shows the call only.)
+	# The role is the first resource a deploy creates that it names after
+	# NAME alone: if it exists, a deployment (or what a failed one left) is
+	# there, and going on would overwrite its binary before failing. (A dry
+	# run shows the call only.)
 	if aws_lookup iam get-role --role-name "$ROLE_NAME" --query Role.RoleName && [[ $DRY_RUN == 0 ]]; then
 		aws_fail "the role $ROLE_NAME exists: a deployment named $NAME (or what a failed deploy left) is there.
 Remove it first with:
@@ -327,10 +703,13 @@ or choose another NAME"
 	fi
 
 	step "account and bucket name"
+	# The account names the default bucket and the token parameter's ARN.
+	ACCOUNT=""
+	if [[ -z ${BUCKET:-} || $AUTH == token ]]; then
+		ACCOUNT=$(aws_cli sts get-caller-identity --query Account)
+	fi
 	if [[ -z ${BUCKET:-} ]]; then
-		local account
-		account=$(aws_cli sts get-caller-identity --query Account)
-		BUCKET=$(default_bucket "$account")
+		BUCKET=$(default_bucket "$ACCOUNT")
 		if [[ ! $BUCKET =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]]; then
 			aws_fail "the default bucket name $BUCKET is not a valid S3 bucket name: set BUCKET"
 		fi
@@ -386,6 +765,24 @@ or choose another NAME"
 		aws_fail "want subnets in two or more availability zones${offered:+ that offer $INSTANCE_TYPE}, found zones:${zones% } (set SUBNET_IDS, or another INSTANCE_TYPE)"
 	fi
 	log "VPC $VPC_ID ($VPC_CIDR), subnets $SUBNETS in zones${zones% }"
+	if [[ -z $METRICS_CIDRS ]]; then METRICS_CIDRS=$VPC_CIDR; fi
+
+	step "memory settings for $INSTANCE_TYPE"
+	local mem=${INSTANCE_MEMORY_MIB:-} vcpus=${INSTANCE_VCPUS:-}
+	if [[ -z $mem || -z $vcpus ]]; then
+		if ! aws_lookup ec2 describe-instance-types --instance-types "$INSTANCE_TYPE" \
+			--query 'InstanceTypes[0].[MemoryInfo.SizeInMiB,VCpuInfo.DefaultVCpus]'; then
+			aws_fail "INSTANCE_TYPE $INSTANCE_TYPE: ec2 describe-instance-types knows no such type in $REGION"
+		fi
+		local m v
+		read -r m v <<<"$AWS_OUT"
+		if [[ ! $m =~ ^[0-9]+$ || ! $v =~ ^[0-9]+$ ]]; then
+			aws_fail "ec2 describe-instance-types gave no memory and vCPU count for $INSTANCE_TYPE (\"$AWS_OUT\"): set INSTANCE_MEMORY_MIB and INSTANCE_VCPUS"
+		fi
+		mem=${mem:-$m} vcpus=${vcpus:-$v}
+	fi
+	memory_settings "$mem" "$vcpus"
+	log "$MEMORY_SUMMARY"
 
 	step "machine image"
 	if [[ -z ${AMI_ID:-} ]]; then
@@ -395,9 +792,48 @@ or choose another NAME"
 	fi
 	log "AMI $AMI_ID"
 
+	if [[ -n $CERTIFICATE_ARN ]]; then
+		step "certificate"
+		if ! aws_lookup acm describe-certificate --certificate-arn "$CERTIFICATE_ARN" \
+			--query 'Certificate.[Status,DomainName]'; then
+			aws_fail "CERTIFICATE_ARN $CERTIFICATE_ARN: no such certificate in $REGION"
+		fi
+		local status domain
+		read -r status domain <<<"$AWS_OUT"
+		if [[ $status != ISSUED ]]; then
+			aws_fail "the certificate for $domain is $status, not ISSUED: finish its validation (or import one) first"
+		fi
+		log "certificate for $domain ($status); TLS policy $TLS_POLICY"
+		CERT_DOMAIN=$domain
+	fi
+
+	if [[ $AUTH == token ]]; then
+		step "bearer token parameter"
+		if [[ -n ${AUTH_TOKEN_PARAM:-} ]]; then
+			if ! aws_lookup ssm describe-parameters --parameter-filters "Key=Name,Option=Equals,Values=$AUTH_TOKEN_PARAM" \
+				--query 'Parameters[0].[Name,Type]'; then
+				aws_fail "AUTH_TOKEN_PARAM $AUTH_TOKEN_PARAM: no such SSM parameter in $REGION"
+			fi
+			local type
+			read -r _ type <<<"$AWS_OUT"
+			if [[ $type != SecureString ]]; then
+				aws_fail "AUTH_TOKEN_PARAM $AUTH_TOKEN_PARAM is a $type parameter: want a SecureString (encrypted at rest, readable only with decryption)"
+			fi
+			log "reusing $AUTH_TOKEN_PARAM (SecureString); the teardown keeps it"
+		elif aws_lookup ssm describe-parameters --parameter-filters "Key=Name,Option=Equals,Values=$TOKEN_PARAM_NAME" \
+			--query 'Parameters[].Name' && [[ $DRY_RUN == 0 ]]; then
+			aws_fail "the SSM parameter $TOKEN_PARAM_NAME exists (a deployment named $NAME, or what a failed deploy left).
+Reuse it with AUTH_TOKEN_PARAM=$TOKEN_PARAM_NAME, or remove what is left with:
+    $(aws_teardown_cmd)"
+		else
+			log "a new token goes into $TOKEN_PARAM_NAME (SecureString)"
+		fi
+		TOKEN_ARN=$(param_arn "$TOKEN_PARAM" "$ACCOUNT")
+	fi
+
 	step "render the user-data ($CLOUD_INIT_TEMPLATE)"
 	render_user_data "s3://$BUCKET/$BINARY_KEY" "$AWS_LIB_TMP/user-data.yaml"
-	USER_DATA_B64=$(base64 <"$AWS_LIB_TMP/user-data.yaml" | tr -d '\n')
+	USER_DATA_B64=$(gzip -9nc "$AWS_LIB_TMP/user-data.yaml" | base64 | tr -d '\n')
 }
 
 upload() {
@@ -414,9 +850,39 @@ upload() {
 	aws_cli s3 cp "$BIN" "s3://$BUCKET/$BINARY_KEY" --only-show-errors
 }
 
+# new_token: 32 bytes from the kernel's CSPRNG, as 64 hex digits (visible
+# ASCII without spaces, as fastingest wants a token).
+new_token() {
+	local t
+	t=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+	if [[ ! $t =~ ^[0-9a-f]{64}$ ]]; then aws_fail "could not read 32 random bytes from /dev/urandom"; fi
+	printf '%s' "$t"
+}
+
+auth_token() {
+	if [[ $AUTH != token || -n ${AUTH_TOKEN_PARAM:-} ]]; then return; fi
+	step "bearer token: SSM SecureString parameter $TOKEN_PARAM_NAME"
+	# The value goes to the CLI as a file (file://), never as an argument:
+	# arguments show in ps, in DRY_RUN's output and in logs of calls.
+	local file="$AWS_LIB_TMP/auth-token"
+	if [[ $DRY_RUN == 0 ]]; then
+		(
+			umask 077
+			new_token >"$file"
+		)
+	fi
+	aws_cli ssm put-parameter --name "$TOKEN_PARAM_NAME" --type SecureString --value "file://$file" \
+		--description "fastingest $NAME: bearer token for POST / (scripts/deploy-ec2.sh)" \
+		--tags "Key=$TOKEN_TAG_KEY,Value=$NAME" --query Version >/dev/null
+	rm -f "$file"
+}
+
 iam_role() {
-	# The instances fetch the binary with `aws s3 cp`: their role may read
-	# that one object and nothing else.
+	# The instances fetch the binary with `aws s3 cp` and the token with
+	# `aws ssm get-parameter`: their role may read that one object and that
+	# one parameter, nothing else. (A SecureString under the AWS managed key
+	# aws/ssm needs no kms:Decrypt grant: the key's policy allows it through
+	# SSM within the account.)
 	step "IAM role and instance profile"
 	local trust policy
 	trust='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"'$EC2_PRINCIPAL'"},"Action":"sts:AssumeRole"}]}'
@@ -424,37 +890,54 @@ iam_role() {
 	aws_cli iam create-role --role-name "$ROLE_NAME" --assume-role-policy-document "$trust" \
 		--description "fastingest instances ($NAME)" --query Role.Arn >/dev/null
 	aws_cli iam put-role-policy --role-name "$ROLE_NAME" --policy-name read-binary --policy-document "$policy"
+	if [[ $AUTH == token ]]; then
+		policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"'$(json_str "$TOKEN_ARN")'"}]}'
+		aws_cli iam put-role-policy --role-name "$ROLE_NAME" --policy-name read-auth-token --policy-document "$policy"
+	fi
 	aws_cli iam create-instance-profile --instance-profile-name "$PROFILE_NAME" \
 		--query InstanceProfile.Arn >/dev/null
 	aws_cli iam add-role-to-instance-profile --instance-profile-name "$PROFILE_NAME" --role-name "$ROLE_NAME"
 }
 
+# ip_ranges CIDRS DESCRIPTION: the IpRanges JSON of a comma-separated list.
+ip_ranges() {
+	local c list out=""
+	IFS=, read -r -a list <<<"$1"
+	for c in "${list[@]}"; do out+=',{"CidrIp":"'$c'","Description":"'$2'"}'; done
+	printf '[%s]' "${out#,}"
+}
+
 security_groups() {
 	step "security groups"
-	if [[ $LB == alb ]]; then
-		LB_SG_ID=$(aws_cli ec2 create-security-group --group-name "$LB_SG_NAME" --vpc-id "$VPC_ID" \
-			--description "fastingest load balancer: HTTP 80 from clients" \
-			--tag-specifications "ResourceType=security-group,Tags=[{Key=Name,Value=$LB_SG_NAME}]" \
-			--query GroupId)
-		aws_cli ec2 authorize-security-group-ingress --group-id "$LB_SG_ID" \
-			--protocol tcp --port 80 --cidr "$CLIENT_CIDR" >/dev/null
+	# The load balancer's group admits ALLOWED_CIDRS on its listeners' ports.
+	local ports=80 p perms=""
+	if [[ -n $CERTIFICATE_ARN ]]; then
+		ports="443 80"
+		if [[ $LB == nlb ]]; then ports=443; fi
 	fi
+	for p in $ports; do
+		perms+=',{"IpProtocol":"tcp","FromPort":'$p',"ToPort":'$p',"IpRanges":'$(ip_ranges "$ALLOWED_CIDRS" "producers (ALLOWED_CIDRS)")'}'
+	done
+	LB_SG_ID=$(aws_cli ec2 create-security-group --group-name "$LB_SG_NAME" --vpc-id "$VPC_ID" \
+		--description "fastingest load balancer: port ${ports// / and } from ALLOWED_CIDRS" \
+		--tag-specifications "ResourceType=security-group,Tags=[{Key=Name,Value=$LB_SG_NAME}]" \
+		--query GroupId)
+	aws_cli ec2 authorize-security-group-ingress --group-id "$LB_SG_ID" --ip-permissions "[${perms#,}]" >/dev/null
+
+	# The instances' group admits the service port from the load balancer's
+	# group (its traffic and health checks; an NLB with a security group
+	# connects from its own addresses, since the target group turns client
+	# IP preservation off) and from METRICS_CIDRS, for /metrics.
+	local perm='{"IpProtocol":"tcp","FromPort":'$PORT',"ToPort":'$PORT',"UserIdGroupPairs":[{"GroupId":"'$LB_SG_ID'","Description":"the load balancer"}]'
+	if [[ $METRICS_CIDRS != none ]]; then
+		perm+=',"IpRanges":'$(ip_ranges "$METRICS_CIDRS" "metrics scrapers (METRICS_CIDRS)")
+	fi
+	perm+='}'
 	INSTANCE_SG_ID=$(aws_cli ec2 create-security-group --group-name "$INSTANCE_SG_NAME" --vpc-id "$VPC_ID" \
-		--description "fastingest instances: port $PORT from the load balancer only" \
+		--description "fastingest instances: port $PORT from the load balancer and METRICS_CIDRS only" \
 		--tag-specifications "ResourceType=security-group,Tags=[{Key=Name,Value=$INSTANCE_SG_NAME}]" \
 		--query GroupId)
-	if [[ $LB == alb ]]; then
-		aws_cli ec2 authorize-security-group-ingress --group-id "$INSTANCE_SG_ID" \
-			--protocol tcp --port "$PORT" --source-group "$LB_SG_ID" >/dev/null
-	else
-		# An NLB created without security groups (and every NLB on older
-		# APIs) cannot be named as a source. Its traffic and health checks come
-		# from its private addresses in the VPC, because the target group
-		# turns client IP preservation off (below), so the instances accept
-		# the port from the VPC's CIDR only, not from the internet.
-		aws_cli ec2 authorize-security-group-ingress --group-id "$INSTANCE_SG_ID" \
-			--protocol tcp --port "$PORT" --cidr "$VPC_CIDR" >/dev/null
-	fi
+	aws_cli ec2 authorize-security-group-ingress --group-id "$INSTANCE_SG_ID" --ip-permissions "[$perm]" >/dev/null
 }
 
 target_group() {
@@ -481,27 +964,57 @@ target_group() {
 load_balancer() {
 	local -a subnets
 	IFS=, read -r -a subnets <<<"$LB_SUBNETS"
-	if [[ $LB == alb ]]; then
-		step "application load balancer"
-		# The ALB's idle timeout (60 s) is shorter than fastingest's keep-alive
-		# idle time (90 s), so the server never closes a connection the ALB is
-		# about to reuse.
-		AWS_OUT=$(aws_cli elbv2 create-load-balancer --name "$LB_NAME" --type application \
-			--scheme internet-facing --ip-address-type ipv4 --subnets "${subnets[@]}" \
-			--security-groups "$LB_SG_ID" --query 'LoadBalancers[0].[LoadBalancerArn,DNSName]')
-	else
-		step "network load balancer"
-		AWS_OUT=$(aws_cli elbv2 create-load-balancer --name "$LB_NAME" --type network \
-			--scheme internet-facing --ip-address-type ipv4 --subnets "${subnets[@]}" \
-			--query 'LoadBalancers[0].[LoadBalancerArn,DNSName]')
-	fi
+	local what="application load balancer"
+	if [[ $LB == nlb ]]; then what="network load balancer"; fi
+	step "$what"
+	# The ALB's idle timeout (60 s) is shorter than fastingest's keep-alive
+	# idle time (90 s), so the server never closes a connection the ALB is
+	# about to reuse. An NLB takes a security group too (at creation only).
+	AWS_OUT=$(aws_cli elbv2 create-load-balancer --name "$LB_NAME" --type "${what%% *}" \
+		--scheme internet-facing --ip-address-type ipv4 --subnets "${subnets[@]}" \
+		--security-groups "$LB_SG_ID" --query 'LoadBalancers[0].[LoadBalancerArn,DNSName]')
 	IFS=$'\t' read -r LB_ARN LB_DNS <<<"$AWS_OUT"
+}
 
-	step "listener on port 80"
-	local proto=HTTP
-	if [[ $LB == nlb ]]; then proto=TCP; fi
-	aws_cli elbv2 create-listener --load-balancer-arn "$LB_ARN" --protocol "$proto" --port 80 \
-		--default-actions "Type=forward,TargetGroupArn=$TG_ARN" --query 'Listeners[0].ListenerArn' >/dev/null
+# forward_rule LISTENER_ARN: the listener's one forwarding rule, POST /.
+forward_rule() {
+	aws_cli elbv2 create-rule --listener-arn "$1" --priority 1 --conditions "$POST_ROOT_CONDITIONS" \
+		--actions "Type=forward,TargetGroupArn=$TG_ARN" --query 'Rules[0].RuleArn' >/dev/null
+}
+
+listeners() {
+	local listener
+	if [[ $LB == nlb ]]; then
+		# An NLB forwards connections, not requests: it has no rules, so
+		# every path reaches fastingest (which answers 404 to unknown ones,
+		# and asks the token for /metrics).
+		if [[ -n $CERTIFICATE_ARN ]]; then
+			step "TLS listener on 443 ($TLS_POLICY)"
+			aws_cli elbv2 create-listener --load-balancer-arn "$LB_ARN" --protocol TLS --port 443 \
+				--ssl-policy "$TLS_POLICY" --certificates "CertificateArn=$CERTIFICATE_ARN" \
+				--default-actions "Type=forward,TargetGroupArn=$TG_ARN" --query 'Listeners[0].ListenerArn' >/dev/null
+		else
+			step "TCP listener on 80 (no CERTIFICATE_ARN: plain HTTP)"
+			aws_cli elbv2 create-listener --load-balancer-arn "$LB_ARN" --protocol TCP --port 80 \
+				--default-actions "Type=forward,TargetGroupArn=$TG_ARN" --query 'Listeners[0].ListenerArn' >/dev/null
+		fi
+		return
+	fi
+	if [[ -n $CERTIFICATE_ARN ]]; then
+		step "HTTPS listener on 443 ($TLS_POLICY): POST / forwarded, any other request 404"
+		listener=$(aws_cli elbv2 create-listener --load-balancer-arn "$LB_ARN" --protocol HTTPS --port 443 \
+			--ssl-policy "$TLS_POLICY" --certificates "CertificateArn=$CERTIFICATE_ARN" \
+			--default-actions "$NOT_FOUND_ACTION" --query 'Listeners[0].ListenerArn')
+		forward_rule "$listener"
+		step "HTTP listener on 80: 301 redirect to HTTPS"
+		aws_cli elbv2 create-listener --load-balancer-arn "$LB_ARN" --protocol HTTP --port 80 \
+			--default-actions "$REDIRECT_ACTION" --query 'Listeners[0].ListenerArn' >/dev/null
+	else
+		step "HTTP listener on 80 (no CERTIFICATE_ARN: plain HTTP): POST / forwarded, any other request 404"
+		listener=$(aws_cli elbv2 create-listener --load-balancer-arn "$LB_ARN" --protocol HTTP --port 80 \
+			--default-actions "$NOT_FOUND_ACTION" --query 'Listeners[0].ListenerArn')
+		forward_rule "$listener"
+	fi
 }
 
 launch_template() {
@@ -520,18 +1033,20 @@ launch_template() {
 }
 
 auto_scaling_group() {
-	step "auto scaling group"
-	# EC2 health checks, not ELB: /readyz is a readiness check. It turns
-	# 503 while an instance drains and while requests wait too long for
-	# queue room (READY_MAX_QUEUE_WAIT), so that the load balancer sends
-	# new traffic elsewhere. With ELB health checks the group would
-	# terminate an instance for being busy, and under a general overload
-	# replace them all in turn. A crashed process is restarted by systemd.
+	step "auto scaling group ($HEALTH_CHECK_TYPE health checks)"
+	# ELB health checks: an instance whose /readyz the load balancer finds
+	# failing (a crash loop that systemd gave up on, a bad setting that
+	# stopped the service with status 2, a sink that never comes up) is
+	# replaced, once the grace period for booting has passed. /readyz also
+	# turns 503 under overload (READY_MAX_QUEUE_WAIT) and while draining:
+	# docs/deploy.md says what that means for a group under sustained
+	# overload, and HEALTH_CHECK_TYPE=EC2 turns replacement on unhealthy
+	# targets off.
 	aws_cli autoscaling create-auto-scaling-group --auto-scaling-group-name "$ASG_NAME" \
 		--launch-template "LaunchTemplateId=$LT_ID,Version=\$Latest" \
 		--min-size "$MIN_SIZE" --max-size "$MAX_SIZE" --desired-capacity "$DESIRED" \
 		--vpc-zone-identifier "$SUBNETS" --target-group-arns "$TG_ARN" \
-		--health-check-type EC2 --health-check-grace-period "$HEALTH_CHECK_GRACE_PERIOD" \
+		--health-check-type "$HEALTH_CHECK_TYPE" --health-check-grace-period "$HEALTH_CHECK_GRACE_PERIOD" \
 		--tags "Key=Name,Value=$NAME,PropagateAtLaunch=true"
 }
 
@@ -609,32 +1124,74 @@ wait_healthy() {
 	if ! aws_poll "$DESIRED healthy targets" healthy_targets; then
 		aws_fail "fewer than $DESIRED healthy targets after ${WAIT_TIMEOUT}s. Instances may still be starting:
   check with: $(print_cmd aws elbv2 describe-target-health --region "$REGION" --target-group-arn "$TG_ARN")
-  cloud-init's output is in: aws ec2 get-console-output --region $REGION --instance-id INSTANCE_ID"
+  the boot's output, and fastingest's last lines if it stopped, are in the console output:
+    aws ec2 get-console-output --region $REGION --latest --output text --instance-id INSTANCE_ID"
 	fi
+}
+
+# warnings: what the settings leave open, said before the deploy asks and
+# again at its end.
+warnings() {
+	if [[ $AUTH == none ]]; then
+		printf '%s\n' "WARNING: AUTH=none: fastingest runs WITHOUT a bearer token. Anyone who can reach the load" \
+			"balancer (ALLOWED_CIDRS: $ALLOWED_CIDRS) can post parcels into your sink. Deploy without AUTH=none" \
+			"for a token kept in SSM Parameter Store."
+	fi
+	if [[ -z $CERTIFICATE_ARN ]]; then
+		printf '%s\n' "WARNING: plain HTTP (no CERTIFICATE_ARN): the bearer token and every parcel cross the network" \
+			"in clear text between producers and the load balancer, where anyone on the path can read them" \
+			"and then post as a producer. Set CERTIFICATE_ARN (an ACM certificate for a name of yours that" \
+			"points at the load balancer) for HTTPS."
+	fi
+	if [[ $LB == nlb ]]; then
+		local metrics="/metrics asks for the token, or is open with METRICS_PUBLIC=1 in ENV_FILE"
+		if [[ $AUTH == none ]]; then metrics="/metrics too, with no token"; fi
+		printf '%s\n' "NOTE: LB=nlb forwards connections, not requests: every path reaches fastingest" \
+			"($metrics); an ALB forwards POST / only."
+	fi
+}
+
+# token_cmd: the command that prints the token.
+token_cmd() {
+	local -a cmd=(aws ssm get-parameter --region "$REGION" --name "$TOKEN_PARAM" --with-decryption
+		--query Parameter.Value --output text)
+	if [[ -n ${AWS_ENDPOINT_URL:-} ]]; then cmd+=(--endpoint-url "$AWS_ENDPOINT_URL"); fi
+	print_cmd "${cmd[@]}"
 }
 
 main() {
 	parse_args "$@"
 	settings
 	if [[ $PRINT_USER_DATA == 1 ]]; then
+		if [[ -z ${INSTANCE_MEMORY_MIB:-} || -z ${INSTANCE_VCPUS:-} ]]; then
+			log "deploy-ec2.sh: --print-user-data: sized for ${INSTANCE_MEMORY_MIB:-4096} MiB and ${INSTANCE_VCPUS:-2} vCPUs (set INSTANCE_MEMORY_MIB and INSTANCE_VCPUS for $INSTANCE_TYPE)"
+		fi
+		memory_settings "${INSTANCE_MEMORY_MIB:-4096}" "${INSTANCE_VCPUS:-2}"
 		render_user_data "s3://${BUCKET:-$(default_bucket ACCOUNT)}/$BINARY_KEY" "$AWS_LIB_TMP/user-data.yaml"
 		cat "$AWS_LIB_TMP/user-data.yaml"
 		exit 0
 	fi
-	local what="an Application Load Balancer"
+	local what="an Application Load Balancer" auth="a bearer token in SSM Parameter Store ($TOKEN_PARAM)"
+	local transport="plain HTTP"
 	if [[ $LB == nlb ]]; then what="a Network Load Balancer"; fi
+	if [[ $AUTH == none ]]; then auth="NO bearer token (AUTH=none)"; fi
+	if [[ -n $CERTIFICATE_ARN ]]; then transport="HTTPS with $CERTIFICATE_ARN"; fi
+	warnings >&2
 	aws_confirm "deploy-ec2.sh creates billable AWS resources in $REGION, charged until you run
 scripts/teardown-ec2.sh: $DESIRED x $INSTANCE_TYPE on demand (up to $MAX_SIZE when it scales out),
-$what, a CloudWatch alarm, an S3 object and data transfer. Four c6i.large and an ALB cost
-roughly US\$0.40 an hour (about US\$290 a month) in us-east-1; check current prices."
+$what, a CloudWatch alarm, an S3 object, an SSM parameter and data transfer. Four c6i.large
+and an ALB cost roughly US\$0.40 an hour (about US\$290 a month) in us-east-1; check current prices.
+Access: $transport, from $ALLOWED_CIDRS, with $auth."
 
 	lookups
 	build
 	upload
+	auth_token
 	iam_role
 	security_groups
 	target_group
 	load_balancer
+	listeners
 	launch_template
 	auto_scaling_group
 	scaling
@@ -642,11 +1199,36 @@ roughly US\$0.40 an hour (about US\$290 a month) in us-east-1; check current pri
 
 	step "done"
 	if [[ $DRY_RUN == 1 ]]; then log "DRY_RUN=1: nothing was created; with placeholders, a real run would end with:"; fi
-	local url="http://$LB_DNS/"
+	local scheme=http
+	if [[ -n $CERTIFICATE_ARN ]]; then scheme=https; fi
+	local url="$scheme://$LB_DNS/"
 	printf 'fastingest is serving at %s\n' "$url"
-	printf 'Load-test it:\n    bash scripts/loadtest.sh %s\n' "$url"
+	if [[ -n $CERTIFICATE_ARN ]]; then
+		# The load balancer's own name is not the certificate's: clients
+		# that check certificates (all should) use the certificate's name.
+		printf '(The certificate is for %s: point that name at %s with a DNS CNAME or alias record,\n' \
+			"${CERT_DOMAIN:-its domain}" "$LB_DNS"
+		if [[ -n ${CERT_DOMAIN:-} ]]; then url="https://${CERT_DOMAIN/#\*./NAME.}/"; fi
+		printf 'and post to %s.)\n' "$url"
+	fi
+	if [[ $AUTH == token ]]; then
+		printf 'POST / needs "Authorization: Bearer TOKEN". The token is in the SSM SecureString parameter %s\n' "$TOKEN_PARAM"
+		printf 'and is never printed; read it with:\n    %s\n' "$(token_cmd)"
+		# shellcheck disable=SC2016 # $(...) is for the reader's shell
+		printf 'Send a parcel:\n    curl -sS -H "Authorization: Bearer $(%s)" -H '\''Content-Type: application/json'\'' --data-binary @scripts/payload.json %s\n' \
+			"$(token_cmd)" "$url"
+		printf 'Rotate it: docs/deploy.md#rotating-the-token.\n'
+		printf 'Load-test it (scripts/loadtest.sh sends no token yet, so it measures 401s here: load-test a deployment with AUTH=none):\n    bash scripts/loadtest.sh %s\n' "$url"
+	else
+		printf 'Load-test it:\n    bash scripts/loadtest.sh %s\n' "$url"
+	fi
+	if [[ $LB == alb ]]; then
+		printf 'Only POST / is forwarded (any other request gets 404 from the load balancer); /metrics is served\n'
+		printf 'on the instances, port %s, to %s.\n' "$PORT" "$METRICS_CIDRS"
+	fi
 	printf 'Remove everything (stops the charges):\n    %s\n' "$(aws_teardown_cmd)"
 	printf '(The load balancer'\''s DNS name can take a minute or two to resolve.)\n'
+	warnings
 }
 
 main "$@"

@@ -16,10 +16,16 @@ Usage: bash scripts/teardown-ec2.sh [--yes] [--dry-run] [--region REGION] [--nam
 
 Removes what scripts/deploy-ec2.sh created with the same NAME and region, in
 reverse order: the latency alarm, the Auto Scaling group (its instances and
-scaling policies go with it), the launch template, the listener and the load
-balancer, the target group, the security groups, the instance profile and
-role; the S3 object and bucket only with --delete-bucket. Missing resources
-are skipped, so it is safe to run again. It asks first unless --yes.
+scaling policies go with it), the launch template, the listeners (with their
+rules) and the load balancer, the target group, the security groups, the
+instance profile and role, the token's SSM parameter; the S3 object and
+bucket only with --delete-bucket. Missing resources are skipped, so it is
+safe to run again. It asks first unless --yes.
+
+It never deletes the certificate (CERTIFICATE_ARN is yours), nor a parameter
+it did not create: the token's parameter goes only when it carries the tag
+fastingest:deployment=NAME that the deploy gives the parameter it creates,
+and is kept when it is AUTH_TOKEN_PARAM (a parameter the deploy reused).
 
   --yes, -y          do not ask for confirmation (YES=1)
   --dry-run          print the AWS commands instead of running them (DRY_RUN=1)
@@ -31,7 +37,8 @@ are skipped, so it is safe to run again. It asks first unless --yes.
 
 Environment: the settings the deploy was given that name things: NAME, VPC_ID,
 BUCKET, BINARY_KEY, LB_NAME, TG_NAME, LB_SG_NAME, INSTANCE_SG_NAME, ROLE_NAME,
-PROFILE_NAME, LT_NAME, ASG_NAME, ALARM_NAME; AWS_ENDPOINT_URL;
+PROFILE_NAME, LT_NAME, ASG_NAME, ALARM_NAME, TOKEN_PARAM_NAME, AUTH_TOKEN_PARAM;
+AWS_ENDPOINT_URL;
 WAIT_TIMEOUT (longest wait for each deletion, seconds, default 600) and
 POLL_INTERVAL (seconds between checks, default 10).
 EOF
@@ -132,20 +139,20 @@ launch_template() {
 }
 
 load_balancer() {
-	step "listener and load balancer $LB_NAME"
+	step "listeners and load balancer $LB_NAME"
 	local -a describe=(elbv2 describe-load-balancers --names "$LB_NAME" --query 'LoadBalancers[].LoadBalancerArn')
 	if ! aws_lookup "${describe[@]}"; then
-		skip "load balancer $LB_NAME (and its listener)"
+		skip "load balancer $LB_NAME (and its listeners)"
 		return
 	fi
 	local lb_arn=$AWS_OUT listener
 	if aws_lookup elbv2 describe-listeners --load-balancer-arn "$lb_arn" --query 'Listeners[].ListenerArn'; then
 		for listener in $AWS_OUT; do
 			aws_cli elbv2 delete-listener --listener-arn "$listener"
-			deleted "listener ${listener##*/}"
+			deleted "listener ${listener##*/} (and its rules)"
 		done
 	else
-		skip "listener of $LB_NAME"
+		skip "listeners of $LB_NAME"
 	fi
 	aws_cli elbv2 delete-load-balancer --load-balancer-arn "$lb_arn"
 	aws_poll "load balancer $LB_NAME to be deleted" gone "${describe[@]}" ||
@@ -238,6 +245,33 @@ iam_role() {
 	fi
 }
 
+# The tag deploy-ec2.sh gives the token parameter it creates.
+TOKEN_TAG_KEY=fastingest:deployment
+
+token_parameter() {
+	step "SSM parameter $TOKEN_PARAM_NAME (the bearer token)"
+	if [[ $TOKEN_PARAM_NAME == "${AUTH_TOKEN_PARAM:-}" ]]; then
+		log "  parameter $TOKEN_PARAM_NAME: kept (it is AUTH_TOKEN_PARAM, a parameter the deploy reused)"
+		return
+	fi
+	if ! aws_lookup ssm describe-parameters --parameter-filters "Key=Name,Option=Equals,Values=$TOKEN_PARAM_NAME" \
+		--query 'Parameters[].Name'; then
+		skip "parameter $TOKEN_PARAM_NAME"
+		return
+	fi
+	local owner=""
+	if aws_lookup ssm list-tags-for-resource --resource-type Parameter --resource-id "$TOKEN_PARAM_NAME" \
+		--query "TagList[?Key=='$TOKEN_TAG_KEY'].Value"; then
+		owner=$AWS_OUT
+	fi
+	if [[ $owner != "$NAME" ]]; then
+		log "  parameter $TOKEN_PARAM_NAME: kept (no tag $TOKEN_TAG_KEY=$NAME: deploy-ec2.sh did not create it for \"$NAME\")"
+		return
+	fi
+	aws_cli ssm delete-parameter --name "$TOKEN_PARAM_NAME"
+	deleted "parameter $TOKEN_PARAM_NAME"
+}
+
 bucket() {
 	step "S3 binary and bucket"
 	if [[ ${DELETE_BUCKET:-0} != 1 ]]; then
@@ -279,8 +313,8 @@ main() {
 	local also=""
 	if [[ $DELETE_BUCKET == 1 ]]; then also=", and the S3 binary and bucket"; fi
 	aws_confirm "teardown-ec2.sh deletes the fastingest deployment \"$NAME\" in $REGION: its instances,
-load balancer, Auto Scaling group, alarm, launch template, target group, security groups
-and IAM role$also. Charges stop once they are gone."
+load balancer, Auto Scaling group, alarm, launch template, target group, security groups,
+IAM role and token parameter$also. Charges stop once they are gone."
 
 	alarm
 	auto_scaling_group
@@ -289,6 +323,7 @@ and IAM role$also. Charges stop once they are gone."
 	target_group
 	security_groups
 	iam_role
+	token_parameter
 	bucket
 	step "done"
 	if [[ $DRY_RUN == 1 ]]; then

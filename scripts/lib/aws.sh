@@ -38,7 +38,7 @@ trap 'rm -rf "$AWS_LIB_TMP"' EXIT
 
 # Name settings the user may override; the cleanup hint repeats those that
 # were set, so that the teardown it suggests looks for the same names.
-AWS_LIB_NAME_VARS="BUCKET BINARY_KEY VPC_ID LB_SG_NAME INSTANCE_SG_NAME TG_NAME LB_NAME ROLE_NAME PROFILE_NAME LT_NAME ASG_NAME TT_POLICY_NAME STEP_POLICY_NAME ALARM_NAME"
+AWS_LIB_NAME_VARS="BUCKET BINARY_KEY VPC_ID LB_SG_NAME INSTANCE_SG_NAME TG_NAME LB_NAME ROLE_NAME PROFILE_NAME LT_NAME ASG_NAME TT_POLICY_NAME STEP_POLICY_NAME ALARM_NAME TOKEN_PARAM_NAME AUTH_TOKEN_PARAM"
 AWS_LIB_USER_SET=""
 for _v in $AWS_LIB_NAME_VARS; do
 	if [[ -n ${!_v+x} ]]; then AWS_LIB_USER_SET="$AWS_LIB_USER_SET $_v"; fi
@@ -168,6 +168,9 @@ aws_set_names() {
 	: "${STEP_POLICY_NAME:=${NAME}-p99-latency-step}"
 	: "${ALARM_NAME:=${NAME}-p99-latency-high}"
 	: "${BINARY_KEY:=${NAME}/fastingest}"
+	# The SSM parameter a deploy creates for the bearer token (teardown
+	# deletes it, and only if its tag says this deploy created it).
+	: "${TOKEN_PARAM_NAME:=/${NAME}/auth-token}"
 	local v val
 	for v in LB_NAME TG_NAME; do
 		val=${!v}
@@ -176,6 +179,26 @@ aws_set_names() {
 			exit 2
 		fi
 	done
+	for v in TOKEN_PARAM_NAME AUTH_TOKEN_PARAM; do
+		val=${!v:-}
+		if [[ -n $val ]] && ! valid_param_name "$val"; then
+			log "$AWS_LIB_SCRIPT: invalid $v \"$val\": an SSM parameter name of letters, digits and . _ - /, e.g. /fastingest/auth-token (not an ARN)."
+			exit 2
+		fi
+	done
+}
+
+# valid_param_name NAME: NAME is an SSM parameter name of this account and
+# region (a path such as /fastingest/auth-token, or a plain name), which the
+# scripts and the instances can pass to the CLI and to cloud-init unquoted.
+valid_param_name() {
+	[[ $1 =~ ^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$ ]] && ((${#1} <= 1011)) && [[ ! $1 =~ ^/?(aws|ssm)(/|$) ]]
+}
+
+# param_arn NAME ACCOUNT: the ARN of the SSM parameter NAME of ACCOUNT in
+# this region (a path's leading slash is not repeated after "parameter").
+param_arn() {
+	printf 'arn:%s:ssm:%s:%s:parameter/%s' "$PARTITION" "$REGION" "$2" "${1#/}"
 }
 
 # default_bucket ACCOUNT: the default artifact bucket, unique per account and
@@ -264,9 +287,19 @@ aws_dry_run_reply() {
 	"elbv2 describe-target-health") printf 'healthy\n%.0s' $(seq 1 "${DESIRED:-1}") ;;
 	"iam create-role") echo "arn:$PARTITION:iam::$acct:role/$ROLE_NAME" ;;
 	"iam get-role") echo "$ROLE_NAME" ;;
-	"iam list-role-policies") echo "read-binary" ;;
+	"iam list-role-policies") printf '%s\t%s\n' read-binary read-auth-token ;;
 	"iam get-instance-profile") printf '%s\t%s\n' "$PROFILE_NAME" "$ROLE_NAME" ;;
 	"ssm get-parameter") echo "ami-0dryrun000000000" ;;
+	"ssm describe-parameters")
+		# A reused parameter (AUTH_TOKEN_PARAM) is found; the deploy's own
+		# check that its parameter does not exist yet is not stopped by a
+		# dry run (as for the role).
+		printf '%s\t%s\n' "$(arg_value --parameter-filters "$@" | sed 's/.*Values=//')" SecureString
+		;;
+	"ssm list-tags-for-resource") echo "$NAME" ;;
+	"ec2 describe-instance-types") printf '%s\t%s\n' 4096 2 ;;
+	"acm describe-certificate") printf '%s\t%s\n' ISSUED dry-run.example.com ;;
+	"elbv2 create-rule") echo "$elb:listener-rule/app/$LB_NAME/0dryrun000000000/0dryrun000000000/0dryrun000000000" ;;
 	"ec2 create-launch-template" | "ec2 describe-launch-templates") echo "lt-0dryrun000000000" ;;
 	"autoscaling put-scaling-policy") echo "arn:$PARTITION:autoscaling:$REGION:$acct:scalingPolicy:0dryrun:autoScalingGroupName/$ASG_NAME:policyName/$(arg_value --policy-name "$@")" ;;
 	"autoscaling describe-auto-scaling-groups") printf '%s\t%s\n' "$ASG_NAME" None ;;

@@ -19,10 +19,14 @@ fake_aws_setup() {
 	export BINARY=$BATS_TEST_TMPDIR/fastingest
 	export CLOUD_INIT_TEMPLATE=$FIX/templates/cloud-init.yaml
 	export SERVICE_UNIT_FILE=$FIX/templates/fastingest.service SYSCTL_FILE=$FIX/templates/sysctl.conf
+	export CREDENTIALS_SCRIPT_FILE=$FIX/templates/fastingest-credentials.sh
 	export AWS_REGION=us-east-1 YES=1 POLL_INTERVAL=0 WAIT_TIMEOUT=5
 	unset AWS_DEFAULT_REGION AWS_ENDPOINT_URL AWS_PROFILE DRY_RUN NAME ARCH LB PORT INSTANCE_TYPE \
 		DESIRED MIN_SIZE MAX_SIZE AMI_ID VPC_ID SUBNET_IDS BUCKET BINARY_KEY ENV_FILE FAKE_AWS_FAIL \
-		TARGET_REQUESTS_PER_TARGET LATENCY_P99_SECONDS CPU_TARGET CLIENT_CIDR DELETE_BUCKET
+		TARGET_REQUESTS_PER_TARGET LATENCY_P99_SECONDS CPU_TARGET CLIENT_CIDR DELETE_BUCKET \
+		AUTH AUTH_TOKEN_PARAM TOKEN_PARAM_NAME CERTIFICATE_ARN TLS_POLICY ALLOWED_CIDRS METRICS_CIDRS \
+		HEALTH_CHECK_TYPE HEALTH_CHECK_GRACE_PERIOD INSTANCE_MEMORY_MIB INSTANCE_VCPUS MEMORY_RESERVE_MIB \
+		FASTINGEST_CREDENTIALS_DIR
 	cd "$ROOT" || return 1
 }
 
@@ -49,4 +53,14 @@ has() {
 		echo "want \"$2\" in: $line" >&2
 		return 1
 	fi
+}
+
+# sent_file "SERVICE OPERATION" [N]: what the Nth (default first) call of it
+# sent as a file:// argument (see fake-aws).
+sent_file() { cat "$FAKE_AWS_LOG.state/files/${1/ /.}.${2:-1}"; }
+
+# user_data: the user-data of the recorded create-launch-template call,
+# decoded and decompressed.
+user_data() {
+	call "ec2 create-launch-template" | grep -o '"UserData":"[^"]*"' | cut -d'"' -f4 | base64 -d | gunzip
 }

@@ -32,6 +32,7 @@ kinds() {
 	$1 == "autoscaling" && $2 ~ /^(create|delete)-auto-scaling-group$/ { print "auto-scaling-group" }
 	$1 == "autoscaling" && ($2 == "put-scaling-policy" || $2 == "delete-policy") { for (i = 3; i <= NF; i++) if ($i == "--policy-name") print "policy " $(i + 1) }
 	$1 == "cloudwatch" && ($2 == "put-metric-alarm" || $2 == "delete-alarms") { print "alarm" }
+	$1 == "ssm" && ($2 == "put-parameter" || $2 == "delete-parameter") { print "parameter" }
 	' "$FAKE_AWS_LOG"
 }
 
@@ -87,7 +88,11 @@ iam delete-instance-profile
 iam get-role
 iam list-role-policies
 iam delete-role-policy
+iam delete-role-policy
 iam delete-role
+ssm describe-parameters
+ssm list-tags-for-resource
+ssm delete-parameter
 EOF
 	# Found by name, deleted by the IDs the lookups return.
 	has "cloudwatch describe-alarms" "--alarm-names fastingest-p99-latency-high"
@@ -108,7 +113,13 @@ EOF
 	has "ec2 delete-security-group" "--group-id sg-0fake000000000001" 2
 	has "iam remove-role-from-instance-profile" "--instance-profile-name fastingest-instance-profile --role-name fastingest-instance-role"
 	has "iam delete-role-policy" "--role-name fastingest-instance-role --policy-name read-binary"
+	has "iam delete-role-policy" "--role-name fastingest-instance-role --policy-name read-auth-token" 2
 	has "iam delete-role" "--role-name fastingest-instance-role"
+	# The token's parameter, after checking that the deploy created it.
+	has "ssm describe-parameters" "--parameter-filters Key=Name,Option=Equals,Values=/fastingest/auth-token"
+	has "ssm list-tags-for-resource" "--resource-type Parameter --resource-id /fastingest/auth-token"
+	has "ssm delete-parameter" "--name /fastingest/auth-token"
+	not grep -q '^acm ' "$FAKE_AWS_LOG" # never the certificate
 	# The bucket is kept unless asked.
 	not grep -q '^s3api\|^sts' "$FAKE_AWS_LOG"
 	[[ $output == *"DELETE_BUCKET=1"* ]]
@@ -125,7 +136,7 @@ EOF
 	[ "$status" -eq 0 ]
 	kinds >"$BATS_TEST_TMPDIR/deleted"
 	cat "$BATS_TEST_TMPDIR/created"
-	[ "$(wc -l <"$BATS_TEST_TMPDIR/created")" -eq 13 ]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/created")" -eq 14 ]
 	diff -u <(tac "$BATS_TEST_TMPDIR/created") "$BATS_TEST_TMPDIR/deleted"
 }
 
@@ -164,7 +175,7 @@ EOF
 		"launch template fastingest-lt" "load balancer fastingest-lb" "target group fastingest-tg" \
 		"security group fastingest-instance-sg" "security group fastingest-lb-sg" \
 		"instance profile fastingest-instance-profile" "role fastingest-instance-role" \
-		"bucket fastingest-artifacts-123456789012-us-east-1"; do
+		"parameter /fastingest/auth-token" "bucket fastingest-artifacts-123456789012-us-east-1"; do
 		[[ $output == *"$what"*"not found, skipped"* ]]
 	done
 }
@@ -222,7 +233,7 @@ EOF
 	echo "$output"
 	[ "$status" -ne 0 ]
 	[[ $output == *"when calling the DeleteLoadBalancer operation"* ]]
-	[[ $output == *'FAILED in step "listener and load balancer demo-lb"'* ]]
+	[[ $output == *'FAILED in step "listeners and load balancer demo-lb"'* ]]
 	[[ $output == *"env NAME=demo AWS_REGION=us-east-1 bash scripts/teardown-ec2.sh"* ]]
 	[ "$(tail -n 1 "$FAKE_AWS_LOG" | cut -d' ' -f1,2)" = "elbv2 delete-load-balancer" ]
 }
@@ -257,9 +268,47 @@ EOF
 	[[ $output == *"aws elbv2 delete-load-balancer --load-balancer-arn "* ]]
 	[[ $output == *"aws ec2 delete-security-group --group-id sg-0dryrun-fastingest-instance-sg"* ]]
 	[[ $output == *"aws iam delete-role --role-name fastingest-instance-role"* ]]
+	[[ $output == *"aws ssm delete-parameter --name /fastingest/auth-token"* ]]
 	local -a args=()
 	line=$(grep '^aws elbv2 describe-load-balancers ' <<<"$output")
 	eval "args=($line)"
 	[ "${args[5]}" = "--query" ]
 	[ "${args[6]}" = "LoadBalancers[].LoadBalancerArn" ]
+}
+
+@test "teardown: keeps a token parameter it did not create, and AUTH_TOKEN_PARAM" {
+	# No tag of this deployment: someone else's parameter of that name.
+	printf 'someone-else\n' >"$BATS_TEST_TMPDIR/ssm.list-tags-for-resource.out"
+	FAKE_AWS_FIXTURES=$BATS_TEST_TMPDIR:$FIX/aws teardown_run
+	echo "$output"
+	[ "$status" -eq 0 ]
+	not grep -q '^ssm delete-parameter' "$FAKE_AWS_LOG"
+	[[ $output == *"parameter /fastingest/auth-token: kept (no tag fastingest:deployment=fastingest"* ]]
+
+	: >"$BATS_TEST_TMPDIR/ssm.list-tags-for-resource.out"
+	fresh_log
+	FAKE_AWS_FIXTURES=$BATS_TEST_TMPDIR:$FIX/aws teardown_run
+	[ "$status" -eq 0 ]
+	not grep -q '^ssm delete-parameter' "$FAKE_AWS_LOG"
+
+	# A reused parameter (the deploy's teardown hint repeats AUTH_TOKEN_PARAM).
+	fresh_log
+	AUTH_TOKEN_PARAM=/fastingest/auth-token teardown_run
+	[ "$status" -eq 0 ]
+	not grep -q '^ssm ' "$FAKE_AWS_LOG"
+	[[ $output == *"kept (it is AUTH_TOKEN_PARAM"* ]]
+
+	# A parameter of another name is not this deployment's either.
+	fresh_log
+	AUTH_TOKEN_PARAM=/shared/token teardown_run
+	[ "$status" -eq 0 ]
+	has "ssm delete-parameter" "--name /fastingest/auth-token"
+	not grep -q /shared/token "$FAKE_AWS_LOG"
+}
+
+@test "teardown: TOKEN_PARAM_NAME names the parameter" {
+	printf 'demo\n' >"$BATS_TEST_TMPDIR/ssm.list-tags-for-resource.out"
+	FAKE_AWS_FIXTURES=$BATS_TEST_TMPDIR:$FIX/aws NAME=demo TOKEN_PARAM_NAME=/ingest/demo-token teardown_run
+	[ "$status" -eq 0 ]
+	has "ssm delete-parameter" "--name /ingest/demo-token"
 }

@@ -2,14 +2,16 @@
 # validate.sh: check the deployment files without AWS.
 #
 #   deploy/cloud-init.yaml   placeholders as documented; rendered with sample
-#                            values (the same substitution rule as
-#                            scripts/deploy-ec2.sh), then checked by
-#                            `cloud-init schema --config-file` and parsed with
-#                            PyYAML (the embedded files must come out byte for
-#                            byte, runcmd in the right order)
-#   deploy/fastingest.service `systemd-analyze verify` (see check_unit for how
+#                            values by scripts/deploy-ec2.sh --print-user-data
+#                            (with a token, and with AUTH=none), then checked
+#                            by `cloud-init schema --config-file` and parsed
+#                            with PyYAML (the embedded files must come out byte
+#                            for byte, runcmd in the right order)
+#   deploy/fastingest.service `systemd-analyze verify`, with the credentials
+#                            drop-in the deploy renders (see check_unit for how
 #                            the missing binary is handled), required settings,
 #                            TimeoutStopSec longer than DRAIN_DELAY + SHUTDOWN_TIMEOUT
+#   deploy/fastingest-credentials.sh  shellcheck
 #   deploy/sysctl.conf       syntax, one comment per setting, keys known here
 #
 # Each check prints PASS, FAIL or SKIP (with the reason: a tool missing or
@@ -38,6 +40,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TEMPLATE=$ROOT/deploy/cloud-init.yaml
 UNIT=$ROOT/deploy/fastingest.service
 SYSCTL=$ROOT/deploy/sysctl.conf
+CREDS=$ROOT/deploy/fastingest-credentials.sh
 STRICT=${VALIDATE_STRICT:-0}
 
 PASSED=0
@@ -48,7 +51,7 @@ fail() { printf 'FAIL: %s\n' "$*"; FAILED=$((FAILED + 1)); }
 skip() { printf 'SKIP: %s\n' "$*"; SKIPPED=$((SKIPPED + 1)); }
 section() { printf '\n== %s\n' "$*"; }
 
-for f in "$TEMPLATE" "$UNIT" "$SYSCTL"; do
+for f in "$TEMPLATE" "$UNIT" "$SYSCTL" "$CREDS"; do
 	[[ -f $f ]] || { echo "validate: missing $f" >&2; exit 1; }
 done
 
@@ -57,8 +60,8 @@ trap 'rm -rf "$WORK"' EXIT
 
 # --- the template's placeholders ---------------------------------------------
 
-INLINE_TOKENS=(BINARY_S3_URI REGION PORT)
-LINE_TOKENS=(SERVICE_UNIT SYSCTL_CONF ENV_FILE_CONTENT)
+INLINE_TOKENS=(BINARY_S3_URI REGION PORT CREDENTIALS)
+LINE_TOKENS=(SERVICE_UNIT SYSCTL_CONF ENV_FILE_CONTENT CREDENTIALS_SCRIPT CREDENTIALS_DROPIN)
 
 section "placeholders in deploy/cloud-init.yaml"
 mapfile -t found < <(grep -o '@@[A-Za-z0-9_]*@@' "$TEMPLATE" | sort -u)
@@ -85,7 +88,7 @@ else
 fi
 # The embedded files must hold no placeholder, or the result would depend on
 # the order in which the deploy script substitutes.
-for f in "$UNIT" "$SYSCTL"; do
+for f in "$UNIT" "$SYSCTL" "$CREDS"; do
 	if grep -q '@@' "$f"; then
 		fail "${f#"$ROOT"/} contains '@@', which the user-data substitution could mangle"
 	else
@@ -104,16 +107,21 @@ SAMPLE_URI=s3://$SAMPLE_BUCKET/$SAMPLE_KEY
 SAMPLE_REGION=eu-west-1
 SAMPLE_PORT=8080
 render() {
-	env -u AWS_ENDPOINT_URL BUCKET="$SAMPLE_BUCKET" BINARY_KEY="$SAMPLE_KEY" AWS_REGION="$SAMPLE_REGION" \
+	local auth=token
+	if [[ $1 == *noauth* ]]; then auth=none; fi
+	env -u AWS_ENDPOINT_URL -u NAME -u TOKEN_PARAM_NAME -u AUTH_TOKEN_PARAM -u LB \
+		BUCKET="$SAMPLE_BUCKET" BINARY_KEY="$SAMPLE_KEY" AWS_REGION="$SAMPLE_REGION" \
 		PORT="$SAMPLE_PORT" ENV_FILE="$2" CLOUD_INIT_TEMPLATE="$TEMPLATE" SERVICE_UNIT_FILE="$UNIT" \
-		SYSCTL_FILE="$SYSCTL" bash "$ROOT/scripts/deploy-ec2.sh" --print-user-data >"$1"
+		SYSCTL_FILE="$SYSCTL" CREDENTIALS_SCRIPT_FILE="$CREDS" AUTH="$auth" \
+		INSTANCE_MEMORY_MIB=4096 INSTANCE_VCPUS=2 bash "$ROOT/scripts/deploy-ec2.sh" --print-user-data >"$1"
 }
 
 section "rendering with sample values"
 printf 'MAX_WORKERS=6000\nMAX_QUEUE=10000\nSIM_LATENCY=5ms-55ms\nLOG_LEVEL=info\n' >"$WORK/env-full"
 : >"$WORK/env-empty"
+: >"$WORK/env-noauth"
 RENDERED=()
-for variant in full empty; do
+for variant in full empty noauth; do
 	out=$WORK/user-data-$variant.yaml
 	if render "$out" "$WORK/env-$variant"; then
 		if grep -n '@@' "$out" >"$WORK/left"; then
@@ -155,9 +163,11 @@ EOF
 	for out in "${RENDERED[@]}"; do
 		env_file=$WORK/env-${out##*user-data-}
 		env_file=${env_file%.yaml}
-		if "$PY" - "$out" "$UNIT" "$SYSCTL" "$env_file" "$SAMPLE_PORT" "$SAMPLE_REGION" "$SAMPLE_URI" >"$WORK/py.out" 2>&1 <<'EOF'; then
+		if "$PY" - "$out" "$UNIT" "$SYSCTL" "$env_file" "$SAMPLE_PORT" "$SAMPLE_REGION" "$SAMPLE_URI" "$CREDS" \
+			"$WORK/dropin-${out##*user-data-}" >"$WORK/py.out" 2>&1 <<'EOF'; then
 import sys, yaml
-path, unit, sysctl, env, port, region, uri = sys.argv[1:]
+path, unit, sysctl, env, port, region, uri, creds, dropin_out = sys.argv[1:]
+noauth = "noauth" in path
 doc = yaml.safe_load(open(path))
 problems = []
 files = {f["path"]: f for f in doc.get("write_files", [])}
@@ -168,14 +178,42 @@ def check_file(p, want):
         problems.append(f"{p}: content differs from its source ({files[p].get('content')!r:.200})")
 check_file("/etc/systemd/system/fastingest.service", open(unit).read())
 check_file("/etc/sysctl.d/90-fastingest.conf", open(sysctl).read())
-check_file("/etc/fastingest/env", f"ADDR=:{port}\n" + open(env).read())
+check_file("/usr/local/sbin/fastingest-credentials", open(creds).read())
 check_file("/etc/sysctl.d/91-fastingest-port.conf", f"net.ipv4.ip_local_reserved_ports = {port}\n")
+# The env file: ADDR, the memory settings sized for the instance, then
+# ENV_FILE's lines, last so that they win; no secret.
+envc = files.get("/etc/fastingest/env", {}).get("content", "")
+lines = envc.splitlines()
+if not lines or lines[0] != f"ADDR=:{port}":
+    problems.append(f"/etc/fastingest/env does not start with ADDR=:{port}: {envc!r:.200}")
+for key in ("MAX_CONNS=", "MAX_QUEUE_BYTES=", "MAX_BODY_BYTES=", "GOMEMLIMIT="):
+    if not any(l.startswith(key) for l in lines):
+        problems.append(f"/etc/fastingest/env has no {key} line")
+extra = open(env).read()
+if extra and not envc.endswith("# ENV_FILE\n" + extra):
+    problems.append(f"/etc/fastingest/env does not end with ENV_FILE's lines: {envc!r:.300}")
+if "AUTH_TOKEN" in envc:
+    problems.append("/etc/fastingest/env names AUTH_TOKEN: the token must come from the credentials drop-in")
+# The drop-in hands the fetched token over (or, with AUTH=none, nothing).
+dropin = files.get("/etc/systemd/system/fastingest.service.d/credentials.conf", {}).get("content")
+if dropin is None:
+    problems.append("write_files has no fastingest.service.d/credentials.conf")
+else:
+    open(dropin_out, "w").write(dropin)
+    want_lines = ["LoadCredential=auth-token:/etc/fastingest/credentials/auth-token",
+                  "Environment=AUTH_TOKEN_FILE=%d/auth-token"]
+    have = [w for w in want_lines if w in dropin.splitlines()]
+    if noauth and have:
+        problems.append(f"AUTH=none, yet the drop-in hands a token over: {have}")
+    if not noauth and have != want_lines:
+        problems.append(f"the drop-in lacks {set(want_lines) - set(have)}")
 for p, f in files.items():
     if not isinstance(f.get("permissions", ""), str):
         problems.append(f"{p}: permissions must be a quoted string, not {f['permissions']!r}")
 runcmd = [c if isinstance(c, str) else " ".join(c) for c in doc.get("runcmd", [])]
+fetch = f"/usr/local/sbin/fastingest-credentials {region}" + ("" if noauth else " auth-token=/fastingest/auth-token")
 want = ["sysctl --system", f"aws s3 cp --region {region} {uri} /usr/local/bin/fastingest",
-        "chmod 0755 /usr/local/bin/fastingest", "systemctl daemon-reload", "systemctl enable --now fastingest"]
+        "chmod 0755 /usr/local/bin/fastingest", fetch, "systemctl daemon-reload", "systemctl enable --now fastingest"]
 pos = -1
 for w in want:
     hits = [i for i, c in enumerate(runcmd) if w in c]
@@ -265,7 +303,7 @@ required=(
 	"CapabilityBoundingSet=" "LimitNOFILE=1048576" "Restart=on-failure" "KillSignal=SIGTERM"
 	"Environment=ADDR=:8080" "EnvironmentFile=-/etc/fastingest/env" "StateDirectory=fastingest"
 	"Environment=DATA_DIR=/var/lib/fastingest" "After=network-online.target" "Wants=network-online.target"
-	"WantedBy=multi-user.target"
+	"WantedBy=multi-user.target" "RestartPreventExitStatus=2"
 )
 missing=()
 for r in "${required[@]}"; do
@@ -277,6 +315,12 @@ else
 	fail "settings missing (as whole lines): ${missing[*]}"
 fi
 if grep -q '^RestartSec=' "$UNIT"; then pass "RestartSec set"; else fail "RestartSec missing"; fi
+# A failure (exit status 2 above all) is told on the console, as root.
+if grep -q '^ExecStopPost=+/bin/sh -c .*SERVICE_RESULT.*/dev/console' "$UNIT"; then
+	pass "ExecStopPost reports a failure on the console"
+else
+	fail "ExecStopPost=+/bin/sh -c '... \$\$SERVICE_RESULT ... >/dev/console' missing: a failure would not show in the console output"
+fi
 
 # seconds VALUE: a systemd/Go duration made of s, m and h parts, in seconds.
 seconds() {
@@ -335,15 +379,24 @@ check_unit() {
 		fail "systemd-analyze verify: could not point ExecStart of the copy at the stub (expected exactly one ExecStart=/usr/local/bin/fastingest line)"
 		return
 	fi
+	# With the credentials drop-in of the rendered user-data (a token), which
+	# verify reads from fastingest.service.d/ beside the unit.
+	local with=""
+	if [[ -s $WORK/dropin-full.yaml ]]; then
+		mkdir -p "$dir/fastingest.service.d"
+		cp "$WORK/dropin-full.yaml" "$dir/fastingest.service.d/credentials.conf"
+		with=", with the deploy's credentials drop-in"
+	fi
 	out=$(timeout 60 systemd-analyze verify "$dir/fastingest.service" 2>&1) || rc=$?
-	echo "\$ systemd-analyze verify fastingest.service  (copy, ExecStart=<stub>)"
+	echo "\$ systemd-analyze verify fastingest.service  (copy, ExecStart=<stub>$with)"
 	if [[ -n $out ]]; then
 		printf '%s\n' "$out" | sed "s#$dir/##g"
 	else
 		echo "(no output, exit status $rc)"
 	fi
 	if ((rc == 0)) && [[ -z $out ]]; then
-		pass "systemd-analyze verify accepts the unit"
+		pass "systemd-analyze verify accepts the unit$with"
+		if [[ -z $with ]]; then fail "the credentials drop-in was not rendered (see the YAML checks above), so it was not verified"; fi
 	else
 		fail "systemd-analyze verify (exit status $rc, see above)"
 	fi
@@ -356,6 +409,23 @@ if ! command -v systemd-analyze >/dev/null; then
 	skip "systemd-analyze verify: systemd-analyze is missing (Debian: package systemd)"
 else
 	check_unit
+fi
+
+# --- the credentials script -------------------------------------------------------
+
+section "deploy/fastingest-credentials.sh"
+if ! command -v shellcheck >/dev/null; then
+	skip "shellcheck is missing (Debian: apt-get install shellcheck)"
+elif out=$(shellcheck -x "$CREDS" 2>&1); then
+	pass "shellcheck finds nothing"
+else
+	printf '%s\n' "$out"
+	fail "shellcheck (see above)"
+fi
+if [[ $(head -n1 "$CREDS") == "#!/bin/bash" ]]; then
+	pass "runs with bash (#!/bin/bash, present on Amazon Linux 2023)"
+else
+	fail "first line must be #!/bin/bash"
 fi
 
 # --- sysctl.conf -----------------------------------------------------------------------
