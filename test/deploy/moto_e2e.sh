@@ -11,13 +11,20 @@
 #   2. prepare what an account has and moto may lack: a default VPC with
 #      subnets in two or more zones, the Amazon Linux 2023 SSM parameter (when
 #      moto does not serve it, AMI_ID is taken from `ec2 describe-images`)
-#   3. deploy with the defaults (ALB, 4 x c6i.large, MIN 4, MAX 12), building
-#      the binary with Go when it is installed; check the Auto Scaling group,
-#      launch template (IMDSv2, cloud-config user-data), target group, load
-#      balancer and listener, security groups, IAM role, scaling policies,
-#      latency alarm and S3 object
-#   4. tear down (with --delete-bucket) and check that everything is gone;
-#      tear down again and check that it succeeds and skips everything
+#   3. make a self-signed certificate with openssl and import it into moto's
+#      ACM
+#   4. deploy with the defaults (ALB, 4 x c6i.large, MIN 4, MAX 12, a token)
+#      and that certificate, building the binary with Go when it is
+#      installed; check the token's SSM parameter (a SecureString, in no
+#      user-data, call or output), the IAM role (that parameter's ARN only),
+#      the HTTPS :443 listener (fixed 404, one rule: POST /) and the HTTP :80
+#      redirect, the security groups, the Auto Scaling group (ELB health
+#      checks), the launch template (IMDSv2, gzip'd cloud-config user-data,
+#      memory settings whose worst case, by the built binary's -h, fits the
+#      instance), target group, scaling policies, latency alarm and S3 object
+#   5. tear down (with --delete-bucket) and check that everything is gone but
+#      the certificate; tear down again and check that it succeeds and skips
+#      everything
 #
 # Each check prints PASS, FAIL or XFAIL: a limitation of the emulator, when
 # moto logged "NotImplementedError: The X action has not been implemented" for
@@ -26,12 +33,13 @@
 # limitation never created is XFAIL too. Without the AWS CLI
 # or moto the test prints SKIP with the reason and exits 0 (1 with
 # MOTO_E2E_STRICT=1, for CI where both should be installed). Exit status: 1 if
-# any check failed, else 0. Takes about a minute; bounded to ~3 minutes.
+# any check failed, else 0. Takes two to four minutes (each AWS CLI call
+# starts a Python process); bounded by MOTO_E2E_BUDGET seconds (900).
 #
 # Usage: bash test/deploy/moto_e2e.sh [--help]
 # Environment: MOTO_E2E_PYTHON (python3: the interpreter that has moto),
 # MOTO_E2E_STRICT (0), MOTO_E2E_VERBOSE (0: 1 prints the deploy's and the
-# teardowns' output even when they succeed).
+# teardowns' output even when they succeed), MOTO_E2E_BUDGET (900).
 set -uo pipefail
 export LC_ALL=C
 
@@ -48,7 +56,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PYTHON=${MOTO_E2E_PYTHON:-python3}
 STRICT=${MOTO_E2E_STRICT:-0}
 VERBOSE=${MOTO_E2E_VERBOSE:-0}
-BUDGET=170 # seconds for the whole test: every phase and AWS call is bounded by it
+BUDGET=${MOTO_E2E_BUDGET:-900} # seconds for the whole test: every phase and AWS call is bounded by it
 
 skip_all() {
 	printf 'SKIP: %s\n' "$*"
@@ -126,6 +134,37 @@ expect_cond() {
 	if "$@"; then pass "$what"; else fail "$what: $detail"; fi
 }
 
+# not_in TEXT FILE: true when FILE does not hold TEXT.
+# shellcheck disable=SC2317 # called through expect_cond
+not_in() { ! grep -qF -- "$1" "$2"; }
+
+# memory_check USER_DATA: the memory settings the deploy wrote into
+# /etc/fastingest/env give, by the built binary's own -h (memory.go's
+# formula), a worst case within the 3584 MiB a c6i.large (4096 MiB, 2 vCPUs)
+# leaves beside the OS, and the figure the deploy printed.
+memory_check() {
+	if [[ $BUILT != 1 ]]; then
+		echo "note: no binary was built: the memory bound is not checked against fastingest -h"
+		return
+	fi
+	local -a envs
+	mapfile -t envs < <("$PY" -c '
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+env = [f for f in d["write_files"] if f["path"] == "/etc/fastingest/env"][0]["content"]
+for line in env.splitlines():
+    if line and not line.startswith("#") and not line.startswith("ADDR="):
+        print(line)
+' "$1")
+	local bound script
+	bound=$(env -i GOMAXPROCS=2 "${envs[@]}" "$BINARY_FILE" -h 2>&1 | sed -n 's/^ *= \([0-9]*\)MiB for the settings given\.$/\1/p')
+	script=$(sed -n "s/.*fastingest's worst case \([0-9]*\) MiB of \([0-9]*\) MiB.*/\1 \2/p" "$TMP/deploy.log" | head -n 1)
+	expect_cond "fastingest -h with the deployed settings (${envs[*]}): worst case ${bound:-?} MiB within the 3584 MiB a c6i.large leaves the service" \
+		"fastingest -h says ${bound:-nothing}" test -n "$bound" -a "${bound:-0}" -le 3584
+	expect "the deploy's own figure of the worst case is fastingest's (its copy of memory.go's formula is current)" \
+		"$bound 3584" "$script"
+}
+
 # ---------------------------------------------------------------------------
 # An isolated AWS environment
 
@@ -151,7 +190,9 @@ unset NAME BUCKET BINARY_KEY VPC_ID SUBNET_IDS LB_SG_NAME INSTANCE_SG_NAME TG_NA
 	AMI_ID BINARY ARCH LB INSTANCE_TYPE DESIRED MIN_SIZE MAX_SIZE PORT TARGET_REQUESTS_PER_TARGET \
 	LATENCY_P99_SECONDS CPU_TARGET CLIENT_CIDR ENV_FILE DEREGISTRATION_DELAY \
 	HEALTH_CHECK_GRACE_PERIOD INSTANCE_WARMUP CLOUD_INIT_TEMPLATE SERVICE_UNIT_FILE SYSCTL_FILE \
-	DRY_RUN YES WAIT_TIMEOUT POLL_INTERVAL DELETE_BUCKET
+	DRY_RUN YES WAIT_TIMEOUT POLL_INTERVAL DELETE_BUCKET AUTH AUTH_TOKEN_PARAM TOKEN_PARAM_NAME \
+	CERTIFICATE_ARN TLS_POLICY ALLOWED_CIDRS METRICS_CIDRS HEALTH_CHECK_TYPE INSTANCE_MEMORY_MIB \
+	INSTANCE_VCPUS MEMORY_RESERVE_MIB CREDENTIALS_SCRIPT_FILE
 # Anything that could lead the CLI to a real account.
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_ROLE_ARN \
 	AWS_ROLE_SESSION_NAME AWS_WEB_IDENTITY_TOKEN_FILE AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
@@ -172,7 +213,7 @@ CALLS=$TMP/calls.log
 : >"$CALLS"
 {
 	echo '#!/usr/bin/env bash'
-	printf 'real=%q want=%q log=%q\n' "$REAL_AWS" "$AWS_ENDPOINT_URL" "$CALLS"
+	printf 'real=%q want=%q log=%q args=%q\n' "$REAL_AWS" "$AWS_ENDPOINT_URL" "$CALLS" "$TMP/args.log"
 	cat <<'EOF'
 ok=0 prev=""
 for a in "$@"; do
@@ -180,6 +221,7 @@ for a in "$@"; do
 	prev=$a
 done
 printf '%s %s %s\n' "$ok" "${1:-}" "${2:-}" >>"$log"
+printf '%s\n' "$*" >>"$args"
 if [[ $ok != 1 ]]; then
 	echo "moto_e2e: refused an aws call without --endpoint-url $want: aws $*" >&2
 	exit 99
@@ -369,6 +411,10 @@ elif q ec2 create-default-vpc --query Vpc.VpcId && [[ $Q_OUT == vpc-* ]]; then
 else
 	fail "no default VPC, and ec2 create-default-vpc failed: ${Q_ERR:-answered \"$Q_OUT\"}"
 fi
+VPC_CIDR=""
+if [[ -n $VPC ]] && q ec2 describe-vpcs --vpc-ids "$VPC" --query 'Vpcs[0].CidrBlock'; then
+	VPC_CIDR=$Q_OUT # the default METRICS_CIDRS
+fi
 if [[ -n $VPC ]] && q ec2 describe-subnets --filters "Name=vpc-id,Values=$VPC" Name=default-for-az,Values=true \
 	--query 'Subnets[].AvailabilityZone'; then
 	zones=$(printf '%s' "$Q_OUT" | tr '\t' '\n' | sort -u | grep -c .)
@@ -396,6 +442,27 @@ else
 	fi
 fi
 
+CERT_ARN=""
+if ! command -v openssl >/dev/null 2>&1 && ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; then
+	echo "installing openssl (apt-get install -y openssl)"
+	bounded "$(left 300)" apt-get install -y -qq openssl >"$TMP/apt.log" 2>&1 ||
+		{ bounded "$(left 300)" apt-get update -qq >>"$TMP/apt.log" 2>&1 &&
+			bounded "$(left 300)" apt-get install -y -qq openssl >>"$TMP/apt.log" 2>&1; } ||
+		echo "apt-get install openssl failed: $(tail -n 3 "$TMP/apt.log")"
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+	fail "openssl is missing: no self-signed certificate for ACM (Debian: apt-get install openssl)"
+elif ! openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ingest.example.test \
+	-keyout "$TMP/tls.key" -out "$TMP/tls.crt" >"$TMP/openssl.log" 2>&1; then
+	fail "openssl req: $(tail -n 2 "$TMP/openssl.log")"
+elif q acm import-certificate --certificate "fileb://$TMP/tls.crt" --private-key "fileb://$TMP/tls.key" \
+	--query CertificateArn && [[ $Q_OUT == arn:aws:acm:* ]]; then
+	CERT_ARN=$Q_OUT
+	pass "a self-signed certificate for ingest.example.test imported into ACM ($CERT_ARN)"
+else
+	call_failed "acm import-certificate"
+fi
+
 # ---------------------------------------------------------------------------
 section "build fastingest for linux/amd64 (the deploy's command; given to it as BINARY)"
 
@@ -406,7 +473,7 @@ BUILT=0
 if ! command -v go >/dev/null 2>&1; then
 	printf 'not a real binary: Go is not installed here\n' >"$BINARY_FILE"
 	echo "note: Go is not installed: the deploy uploads a placeholder file"
-elif ! over_budget "build" 90; then
+elif ! over_budget "build" 150; then
 	build_start=$SECONDS
 	if bounded "$PHASE_SECS" env CGO_ENABLED=0 GOOS=linux GOARCH=amd64 \
 		go -C "$ROOT" build -trimpath -ldflags=-s -o "$BINARY_FILE" . >"$TMP/build.log" 2>&1; then
@@ -420,15 +487,16 @@ elif ! over_budget "build" 90; then
 fi
 
 # ---------------------------------------------------------------------------
-section "deploy (scripts/deploy-ec2.sh --yes, defaults: ALB, 4 x c6i.large)"
+section "deploy (scripts/deploy-ec2.sh --yes, defaults: ALB, 4 x c6i.large, a token; CERTIFICATE_ARN)"
 
 DEPLOYED=0
-if ! over_budget "deploy" 60; then
+if ! over_budget "deploy" 420; then
 	: >"$CALLS"
 	moto_mark
 	status=0
 	run_script "$TMP/deploy.log" "$PHASE_SECS" \
 		env YES=1 WAIT_TIMEOUT=15 POLL_INTERVAL=1 "BINARY=$BINARY_FILE" ${AMI_ENV[@]+"${AMI_ENV[@]}"} \
+		"CERTIFICATE_ARN=$CERT_ARN" \
 		bash "$ROOT/scripts/deploy-ec2.sh" --yes || status=$?
 	if [[ $status == 0 ]]; then
 		DEPLOYED=1
@@ -486,37 +554,65 @@ if [[ $DEPLOYED == 1 ]] || [[ -s $TMP/deploy.log ]]; then
 			"application internet-facing" "$type $scheme"
 		expect "load balancer state" active "$state"
 		expect_cond "load balancer spans 2 or more zones ($nzones)" "has $nzones" test "$nzones" -ge 2
-		if grep -q "serving at http://$LB_DNS/\$" "$TMP/deploy.log" &&
-			grep -q "loadtest.sh http://$LB_DNS/\$" "$TMP/deploy.log"; then
-			pass "deploy printed the load balancer's URL and a load-test command"
+		if grep -q "serving at https://$LB_DNS/\$" "$TMP/deploy.log" &&
+			grep -q "loadtest.sh https://ingest.example.test/\$" "$TMP/deploy.log"; then
+			pass "deploy printed the load balancer's URL and a load-test command (to the certificate's name)"
 		elif [[ -n $DEPLOY_LIMIT ]]; then
 			xfail "deploy printed no URL: $DEPLOY_LIMIT"
 		else
-			fail "deploy printed the load balancer's URL and a load-test command: no \"http://$LB_DNS/\" lines in its output"
+			fail "deploy printed the load balancer's URL and a load-test command: no \"https://$LB_DNS/\" lines in its output"
+		fi
+		if q elbv2 describe-listeners --load-balancer-arn "$LB_ARN" --query 'length(Listeners)'; then
+			expect "two listeners (443, 80)" 2 "$Q_OUT"
+		fi
+		if present "listener on port 443" elbv2 describe-listeners --load-balancer-arn "$LB_ARN" \
+			--query 'Listeners[?Port==`443`] | [0].[ListenerArn,Protocol,SslPolicy,Certificates[0].CertificateArn,length(DefaultActions),DefaultActions[0].Type,DefaultActions[0].FixedResponseConfig.StatusCode,DefaultActions[0].FixedResponseConfig.MessageBody]'; then
+			IFS=$'\t' read -r LISTENER_ARN proto policy cert nactions action code body <<<"$Q_OUT"
+			expect "listener on 443: HTTPS, a TLS 1.3/1.2 policy, the imported certificate" \
+				"HTTPS ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09 $CERT_ARN" "$proto $policy $cert"
+			expect "listener on 443: by default a fixed 404 with fastingest's own body" \
+				'1 fixed-response 404 {"error":"not found: POST parcels to /"}' "$nactions $action $code $body"
+			if q elbv2 describe-rules --listener-arn "$LISTENER_ARN" \
+				--query 'Rules[?IsDefault==`false`].[length(Conditions),Actions[0].Type,Actions[0].TargetGroupArn]'; then
+				expect "listener on 443: one rule, forwarding to the target group" "2 forward $TG_ARN" "$(printf '%s' "$Q_OUT" | tr '\t\n' '  ' | sed 's/ *$//')"
+			else
+				call_failed "rules of the 443 listener"
+			fi
+			if q elbv2 describe-rules --listener-arn "$LISTENER_ARN" \
+				--query 'Rules[?IsDefault==`false`] | [0].Conditions[].[Field,join(`,`,PathPatternConfig.Values || HttpRequestMethodConfig.Values)]'; then
+				expect "the rule matches the path exactly / and the method POST" \
+					"http-request-method POST path-pattern /" "$(printf '%s\n' "$Q_OUT" | sort | tr '\t\n' '  ' | sed 's/ *$//')"
+			else
+				call_failed "conditions of the rule"
+			fi
 		fi
 		if present "listener on port 80" elbv2 describe-listeners --load-balancer-arn "$LB_ARN" \
-			--query 'Listeners[?Port==`80`] | [0].[ListenerArn,Protocol,DefaultActions[0].Type,DefaultActions[0].TargetGroupArn]'; then
-			IFS=$'\t' read -r LISTENER_ARN proto action action_tg <<<"$Q_OUT"
-			expect "listener on port 80 forwards HTTP to the target group" \
-				"HTTP forward $TG_ARN" "$proto $action $action_tg"
+			--query 'Listeners[?Port==`80`] | [0].[Protocol,DefaultActions[0].Type,DefaultActions[0].RedirectConfig.Protocol,DefaultActions[0].RedirectConfig.Port,DefaultActions[0].RedirectConfig.StatusCode]'; then
+			expect "listener on 80: HTTP, a 301 redirect to HTTPS on 443" "HTTP redirect HTTPS 443 HTTP_301" \
+				"$(printf '%s' "$Q_OUT" | tr '\t' ' ')"
 		fi
 	fi
 
 	# Security groups.
 	if present "security group fastingest-lb-sg" ec2 describe-security-groups \
 		--filters "Name=vpc-id,Values=$VPC" Name=group-name,Values=fastingest-lb-sg \
-		--query 'SecurityGroups[0].[GroupId,length(IpPermissions),IpPermissions[0].IpProtocol,IpPermissions[0].FromPort,IpPermissions[0].ToPort,IpPermissions[0].IpRanges[0].CidrIp]'; then
-		IFS=$'\t' read -r LB_SG n p from to cidr <<<"$Q_OUT"
-		expect "load balancer security group: one rule, tcp 80 from 0.0.0.0/0" \
-			"1 tcp 80-80 0.0.0.0/0" "$n $p $from-$to $cidr"
+		--query 'SecurityGroups[0].GroupId'; then
+		LB_SG=$Q_OUT
 		expect "load balancer uses its security group" "$LB_SG" "${lb_sgs:-}"
+		if q ec2 describe-security-groups --group-ids "$LB_SG" \
+			--query 'SecurityGroups[0].IpPermissions[].[IpProtocol,FromPort,ToPort,join(`,`,IpRanges[].CidrIp)]'; then
+			expect "load balancer security group: tcp 443 and 80, from 0.0.0.0/0 (ALLOWED_CIDRS)" \
+				"tcp 443 443 0.0.0.0/0;tcp 80 80 0.0.0.0/0" "$(printf '%s\n' "$Q_OUT" | tr '\t' ' ' | sort | paste -sd';')"
+		else
+			call_failed "rules of the load balancer's security group"
+		fi
 	fi
 	if present "security group fastingest-instance-sg" ec2 describe-security-groups \
 		--filters "Name=vpc-id,Values=$VPC" Name=group-name,Values=fastingest-instance-sg \
-		--query 'SecurityGroups[0].[GroupId,length(IpPermissions),IpPermissions[0].IpProtocol,IpPermissions[0].FromPort,IpPermissions[0].ToPort,length(IpPermissions[0].IpRanges),IpPermissions[0].UserIdGroupPairs[0].GroupId]'; then
-		IFS=$'\t' read -r INSTANCE_SG n p from to nranges src <<<"$Q_OUT"
-		expect "instance security group: one rule, tcp 8080 from the load balancer's group only" \
-			"1 tcp 8080-8080 0 $LB_SG" "$n $p $from-$to $nranges $src"
+		--query 'SecurityGroups[0].[GroupId,length(IpPermissions),IpPermissions[0].IpProtocol,IpPermissions[0].FromPort,IpPermissions[0].ToPort,join(`,`,IpPermissions[0].UserIdGroupPairs[].GroupId),join(`,`,IpPermissions[0].IpRanges[].CidrIp)]'; then
+		IFS=$'\t' read -r INSTANCE_SG n p from to srcs ranges <<<"$Q_OUT"
+		expect "instance security group: tcp 8080 only, from the load balancer's group and, for /metrics, the VPC ($VPC_CIDR) alone" \
+			"1 tcp 8080-8080 $LB_SG $VPC_CIDR" "$n $p $from-$to $srcs $ranges"
 	fi
 
 	# IAM.
@@ -528,6 +624,38 @@ if [[ $DEPLOYED == 1 ]] || [[ -s $TMP/deploy.log ]]; then
 		--policy-name read-binary --query 'PolicyDocument.Statement[0].[Effect,Action,Resource]'; then
 		expect "instance role may read the binary and nothing else" \
 			"Allow	s3:GetObject	arn:aws:s3:::$BUCKET_WANT/fastingest/fastingest" "$Q_OUT"
+	fi
+	if q iam list-role-policies --role-name fastingest-instance-role --query 'PolicyNames'; then
+		expect "instance role has two policies" "read-auth-token read-binary" "$(printf '%s' "$Q_OUT" | tr '\t' '\n' | sort | paste -sd' ')"
+	fi
+	if present "role policy read-auth-token" iam get-role-policy --role-name fastingest-instance-role \
+		--policy-name read-auth-token --query 'PolicyDocument.[length(Statement),Statement[0].Effect,Statement[0].Action,Statement[0].Resource]'; then
+		expect "instance role may read the token's parameter, named by its ARN, and no other" \
+			"1 Allow ssm:GetParameter arn:aws:ssm:$REGION:$ACCOUNT:parameter/fastingest/auth-token" "$(printf '%s' "$Q_OUT" | tr '\t' ' ')"
+	fi
+
+	# The token's parameter.
+	TOKEN=""
+	if present "SSM parameter /fastingest/auth-token" ssm get-parameter --name /fastingest/auth-token \
+		--query Parameter.Type; then
+		expect "the token's parameter is a SecureString" SecureString "$Q_OUT"
+		if q ssm list-tags-for-resource --resource-type Parameter --resource-id /fastingest/auth-token \
+			--query "TagList[?Key=='fastingest:deployment'].Value"; then
+			expect "the parameter carries the deploy's tag (the teardown's proof of ownership)" fastingest "$Q_OUT"
+		fi
+		if q ssm get-parameter --name /fastingest/auth-token --with-decryption --query Parameter.Value; then
+			TOKEN=$Q_OUT
+			expect_cond "the token is 32 random bytes (64 hex digits)" "it is ${#TOKEN} characters" \
+				grep -Eqx '[0-9a-f]{64}' <<<"$TOKEN"
+			expect_cond "the token is in none of the deploy's AWS calls' arguments" "found in $TMP/args.log" \
+				not_in "$TOKEN" "$TMP/args.log"
+			expect_cond "the token is not in the deploy's output" "found in its output" \
+				not_in "$TOKEN" "$TMP/deploy.log"
+			expect_cond "the deploy printed the command that reads the token" "no such line" \
+				grep -q -- "--name /fastingest/auth-token --with-decryption --query Parameter.Value" "$TMP/deploy.log"
+		else
+			call_failed "the token's value"
+		fi
 	fi
 
 	# Launch template.
@@ -542,9 +670,20 @@ if [[ $DEPLOYED == 1 ]] || [[ -s $TMP/deploy.log ]]; then
 		expect "launch template instance profile" fastingest-instance-profile "$profile"
 		expect "launch template security group is the instances' group" "$INSTANCE_SG" "$lt_sgs"
 		if [[ -n ${user_data:-} && $user_data != None ]] &&
-			printf '%s' "$user_data" | "$PY" -c 'import base64, sys; sys.stdout.buffer.write(base64.b64decode(sys.stdin.read(), validate=True))' \
+			printf '%s' "$user_data" | "$PY" -c 'import base64, gzip, sys; sys.stdout.buffer.write(gzip.decompress(base64.b64decode(sys.stdin.read(), validate=True)))' \
 				>"$TMP/user-data.yaml" 2>"$TMP/b64.err"; then
-			expect "launch template user-data starts with #cloud-config" "#cloud-config" "$(head -n 1 "$TMP/user-data.yaml")"
+			expect "launch template user-data (gzip) starts with #cloud-config" "#cloud-config" "$(head -n 1 "$TMP/user-data.yaml")"
+			if [[ -n $TOKEN ]]; then
+				expect_cond "the launch template's user-data holds no token" "the token is in it" \
+					not_in "$TOKEN" "$TMP/user-data.yaml"
+				expect_cond "the launch template's data holds no token" "the token is in it" \
+					not_in "$TOKEN" <(printf '%s' "$Q_OUT")
+			fi
+			expect_cond "user-data fetches the token at boot, by the parameter's name" "no such runcmd line" \
+				grep -qx '  - /usr/local/sbin/fastingest-credentials us-east-1 auth-token=/fastingest/auth-token' "$TMP/user-data.yaml"
+			expect_cond "user-data hands it over with LoadCredential and AUTH_TOKEN_FILE" "no such drop-in lines" \
+				grep -qx '      Environment=AUTH_TOKEN_FILE=%d/auth-token' "$TMP/user-data.yaml"
+			memory_check "$TMP/user-data.yaml"
 			expect_cond "user-data fetches s3://$BUCKET_WANT/fastingest/fastingest" "the URI is not in it" \
 				grep -qF "s3://$BUCKET_WANT/fastingest/fastingest" "$TMP/user-data.yaml"
 			expect "user-data has every placeholder filled in (none left)" "" \
@@ -557,13 +696,14 @@ if [[ $DEPLOYED == 1 ]] || [[ -s $TMP/deploy.log ]]; then
 	# Auto Scaling group.
 	if present "auto scaling group fastingest-asg" autoscaling describe-auto-scaling-groups \
 		--auto-scaling-group-names fastingest-asg \
-		--query 'AutoScalingGroups[0].[MinSize,MaxSize,DesiredCapacity,VPCZoneIdentifier,join(`,`,TargetGroupARNs),LaunchTemplate.LaunchTemplateName,LaunchTemplate.Version,HealthCheckType,join(`,`,Instances[].InstanceId)]'; then
-		IFS=$'\t' read -r min max desired subnets asg_tgs lt_name lt_version hc_type instance_ids <<<"$Q_OUT"
+		--query 'AutoScalingGroups[0].[MinSize,MaxSize,DesiredCapacity,VPCZoneIdentifier,join(`,`,TargetGroupARNs),LaunchTemplate.LaunchTemplateName,LaunchTemplate.Version,HealthCheckType,HealthCheckGracePeriod,join(`,`,Instances[].InstanceId)]'; then
+		IFS=$'\t' read -r min max desired subnets asg_tgs lt_name lt_version hc_type grace instance_ids <<<"$Q_OUT"
+		expect "auto scaling group: a grace period of 300 s before health checks count" 300 "$grace"
 		IFS=, read -r -a INSTANCE_IDS <<<"$instance_ids"
 		expect "auto scaling group min/max/desired" "$MIN_WANT/$MAX_WANT/$DESIRED_WANT" "$min/$max/$desired"
 		expect "auto scaling group is attached to the target group" "$TG_ARN" "$asg_tgs"
 		expect "auto scaling group launches the launch template, latest version" 'fastingest-lt $Latest' "$lt_name $lt_version"
-		expect "auto scaling group replaces instances on EC2 health checks, not on readiness" EC2 "$hc_type"
+		expect "auto scaling group replaces instances on ELB health checks" ELB "$hc_type"
 		expect "moto launched the desired instances" "$DESIRED_WANT" "${#INSTANCE_IDS[@]}"
 		IFS=, read -r -a subnet_list <<<"$subnets"
 		if q ec2 describe-subnets --subnet-ids "${subnet_list[@]}" --query 'Subnets[].AvailabilityZone'; then
@@ -634,7 +774,7 @@ fi
 # ---------------------------------------------------------------------------
 section "teardown (scripts/teardown-ec2.sh --yes --delete-bucket)"
 
-if ! over_budget "teardown" 45; then
+if ! over_budget "teardown" 240; then
 	: >"$CALLS"
 	moto_mark
 	status=0
@@ -689,11 +829,20 @@ gone "role fastingest-instance-role" iam get-role --role-name fastingest-instanc
 gone "S3 object s3://$BUCKET_WANT/fastingest/fastingest" s3api head-object --bucket "$BUCKET_WANT" \
 	--key fastingest/fastingest --query ContentLength
 gone "S3 bucket $BUCKET_WANT" s3api list-buckets --query "length(Buckets[?Name=='$BUCKET_WANT'])"
+gone "SSM parameter /fastingest/auth-token" ssm describe-parameters \
+	--parameter-filters Key=Name,Option=Equals,Values=/fastingest/auth-token --query 'length(Parameters)'
+if [[ -n $CERT_ARN ]]; then
+	if q acm describe-certificate --certificate-arn "$CERT_ARN" --query Certificate.Status; then
+		expect "the certificate is kept (it is not the deploy's)" ISSUED "$Q_OUT"
+	else
+		fail "the certificate is kept (it is not the deploy's): ${Q_ERR:-gone}"
+	fi
+fi
 
 # ---------------------------------------------------------------------------
 section "teardown again (safe to run twice)"
 
-if ! over_budget "second teardown" 30; then
+if ! over_budget "second teardown" 150; then
 	: >"$CALLS"
 	moto_mark
 	status=0
@@ -704,10 +853,10 @@ if ! over_budget "second teardown" 30; then
 		nskipped=$(grep -c 'not found, skipped' "$TMP/teardown2.log")
 		ndeleted=$(grep -c ': deleted$' "$TMP/teardown2.log")
 		# alarm, group, template, load balancer, target group, 2 security
-		# groups, instance profile, role, bucket
-		expect "second teardown skips all 10 resources and deletes nothing" "10 skipped, 0 deleted" \
+		# groups, instance profile, role, parameter, bucket
+		expect "second teardown skips all 11 resources and deletes nothing" "11 skipped, 0 deleted" \
 			"$nskipped skipped, $ndeleted deleted"
-		if [[ $nskipped != 10 || $ndeleted != 0 ]]; then show "$TMP/teardown2.log"; fi
+		if [[ $nskipped != 11 || $ndeleted != 0 ]]; then show "$TMP/teardown2.log"; fi
 	else
 		if [[ $status == 124 ]]; then
 			fail "second teardown-ec2.sh did not finish within ${PHASE_SECS}s; its output:"
