@@ -234,7 +234,10 @@ func (d *Dispatcher) run() {
 		}
 		w := ready[len(ready)-1]
 		ready = ready[:len(ready)-1]
-		run := d.fillRun(append(w.run[:0], t))
+		// The worker's own buffer, grown here on its first runs and
+		// kept: the worker does not touch it until it is sent.
+		w.run = d.fillRun(append(w.run[:0], t))
+		run := w.run
 		// Places are given back in batches, not one atomic operation
 		// per task: at the latest when the queue is empty, before the
 		// next receive could block.

@@ -120,8 +120,8 @@ func TestPlainSinkGetsOneTaskAtATime(t *testing.T) {
 		t.Errorf("maxRun = %d for a plain sink; want 1", d.maxRun)
 	}
 	for _, w := range d.workers {
-		if cap(w.run) != 1 || w.runSink != nil {
-			t.Errorf("worker %d: run buffer of %d, runSink %v; want 1 and nil", w.id, cap(w.run), w.runSink)
+		if cap(w.run) > 1 || w.runSink != nil {
+			t.Errorf("worker %d: run buffer of %d, runSink %v; want at most 1 and nil", w.id, cap(w.run), w.runSink)
 		}
 	}
 	shutdown(t, d)

@@ -32,8 +32,10 @@ type worker struct {
 
 	// run is the worker's buffer of tasks, filled by the dispatcher while
 	// the worker is offered and handed over by the send on runs; errs is
-	// StoreRun's result for it. Both have room for the sink's MaxRun, so
-	// that handing over a run allocates nothing.
+	// StoreRun's result for it. Both grow on a worker's first runs, up to
+	// the sink's MaxRun, and are kept: handing over a run then allocates
+	// nothing, and the many workers that stay idle (the dispatcher favours
+	// the most recently ready) hold nothing.
 	run     []Task
 	errs    []error
 	runSink RunSink // the sink, when it stores runs; else nil
@@ -47,12 +49,8 @@ func newWorker(id int, pool chan<- *worker, d *Dispatcher, done func()) *worker 
 		d:     d,
 		done:  done,
 		trace: d.log.Enabled(context.Background(), slog.LevelDebug),
-		run:   make([]Task, 0, d.maxRun),
 	}
-	if rs, ok := d.sink.(RunSink); ok {
-		w.runSink = rs
-		w.errs = make([]error, d.maxRun)
-	}
+	w.runSink, _ = d.sink.(RunSink)
 	return w
 }
 
@@ -104,6 +102,9 @@ func (w *worker) processRun(run []Task) {
 		if run[i].Seq%sinkLatencySample == 0 {
 			run[i].storeStart = monotonic()
 		}
+	}
+	if cap(w.errs) < len(run) {
+		w.errs = make([]error, w.d.maxRun)
 	}
 	errs := w.errs[:len(run)]
 	clear(errs)
