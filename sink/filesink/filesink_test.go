@@ -161,6 +161,7 @@ func wantIDs(prefix string, n int) []string {
 }
 
 func TestStoresEveryParcelAsOneLine(t *testing.T) {
+	t.Parallel()
 	for _, durable := range []bool{false, true} {
 		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
 			dir := t.TempDir()
@@ -189,6 +190,7 @@ func TestStoresEveryParcelAsOneLine(t *testing.T) {
 // A durable sink finishes a task only after the fsync that covers it, and
 // concurrent stores share fsyncs (group commit).
 func TestDurableGroupCommit(t *testing.T) {
+	t.Parallel()
 	s := newSink(t, Config{Durable: true})
 	const writers, each = 32, 50
 	var finished, early atomic.Int64
@@ -233,6 +235,7 @@ func TestDurableGroupCommit(t *testing.T) {
 }
 
 func TestRotatesBySize(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir, SegmentBytes: 1000, GroupBytes: 300})
 	var o outcomes
@@ -267,6 +270,7 @@ func TestRotatesBySize(t *testing.T) {
 }
 
 func TestRotatesByAge(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir, SegmentAge: 20 * time.Millisecond})
 	var o outcomes
@@ -287,6 +291,7 @@ func TestRotatesByAge(t *testing.T) {
 }
 
 func TestRetentionDeletesOldestSegments(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir, SegmentBytes: 500, RetainBytes: 2000, GroupBytes: 200})
 	var o outcomes
@@ -322,6 +327,7 @@ func TestRetentionDeletesOldestSegments(t *testing.T) {
 }
 
 func TestRepairsTornTail(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	whole := `{"id":"1","time":"2017-01-01T00:00:01Z","data":"a","received":"2026-11-29T08:00:00Z"}` + "\n"
 	older := "20261129T070000.000000000Z.ndjson"
@@ -364,6 +370,7 @@ func TestRepairsTornTail(t *testing.T) {
 }
 
 func TestRepairTailWithoutAnyNewline(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	name := "20261129T080000.000000000Z.ndjson"
 	if err := os.WriteFile(filepath.Join(dir, name), bytes.Repeat([]byte("x"), 200<<10), 0o640); err != nil {
@@ -405,6 +412,7 @@ func limitFileSize(t *testing.T, n uint64) (lift func()) {
 // the parcels, blocks new stores once its groups are full, and writes
 // everything exactly once when space returns.
 func TestDiskFullRetriesUntilSpaceReturns(t *testing.T) {
+	// Not parallel: limitFileSize changes the whole process.
 	for _, durable := range []bool{false, true} {
 		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
 			dir := t.TempDir()
@@ -445,6 +453,7 @@ func TestDiskFullRetriesUntilSpaceReturns(t *testing.T) {
 // When the disk stays full past Close's deadline, every held task is
 // finished as failed: counted, never silently lost.
 func TestCloseDeadlineFailsWhatCannotBeWritten(t *testing.T) {
+	// Not parallel: limitFileSize changes the whole process.
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir, GroupBytes: 4096})
 	limitFileSize(t, 100)
@@ -467,6 +476,7 @@ func TestCloseDeadlineFailsWhatCannotBeWritten(t *testing.T) {
 
 // The whole path: dispatcher, workers, sink; the counters add up.
 func TestWithDispatcher(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir, Durable: true})
 	d, err := ingest.New(ingest.Config{MaxQueue: 64, MaxWorkers: 16, Sink: s})
@@ -509,6 +519,7 @@ func TestWithDispatcher(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without a directory succeeded")
 	}
@@ -528,6 +539,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // even when nothing else is written after it; an interval of 0 fsyncs
 // every write (as FSYNC_INTERVAL=0 does), and a negative one is refused.
 func TestFsyncInterval(t *testing.T) {
+	t.Parallel()
 	s := newSink(t, Config{FsyncInterval: 30 * time.Millisecond})
 	var o outcomes
 	store(t, s, &o, "a", 3)
@@ -554,6 +566,7 @@ func TestFsyncInterval(t *testing.T) {
 // parcel alone, as an error: the sink stays usable, the file gets no torn
 // line, and in a run the parcels around it are taken and written.
 func TestPanicInStoreLeavesSinkUsable(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir})
 	var o outcomes
@@ -574,6 +587,7 @@ func TestPanicInStoreLeavesSinkUsable(t *testing.T) {
 // whose directory cannot be synced is not used: the sink turns unhealthy,
 // holds the parcels, and writes each exactly once when the sync works again.
 func TestNewSegmentDirectorySynced(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir, Durable: true, SegmentBytes: 1000, GroupBytes: 300})
 	var failing atomic.Bool
@@ -636,6 +650,7 @@ func TestNewSegmentDirectorySynced(t *testing.T) {
 // the closed one's bytes are counted once by RETAIN_BYTES, not also as the
 // current segment's, which deleted an old segment early.
 func TestRetentionAfterFailedRotation(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// Lines of 102 bytes: a segment closes at 1020 bytes. Three closed
 	// segments hold 3060 bytes, under RetainBytes; counted twice, the
@@ -679,6 +694,7 @@ func segmentNames(t *testing.T, dir string) []string {
 // unhealthy, the segment stays open, and once the fsync works the rotation
 // goes on and every parcel is stored once.
 func TestRotationFsyncRetried(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir, SegmentBytes: 1000, GroupBytes: 300, FsyncInterval: time.Hour})
 	var failing atomic.Bool
@@ -719,6 +735,7 @@ func TestRotationFsyncRetried(t *testing.T) {
 // neighbours in the run taken and written; groups fill and flush across a
 // run larger than one.
 func TestStoreRun(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir, GroupBytes: 300})
 	var o outcomes

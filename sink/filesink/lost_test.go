@@ -100,6 +100,7 @@ func checkNoNUL(t *testing.T, dir string) {
 // a linked file; the parcels acknowledged before and gone with the file are
 // counted; no NUL run is left; the sink goes on in a new segment.
 func TestActiveSegmentLostUnderPersistedLoad(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		lose func(path string) error
@@ -179,6 +180,7 @@ func TestActiveSegmentLostUnderPersistedLoad(t *testing.T) {
 // write is checked) is noticed within FsyncInterval: the parcels in it are
 // counted, logged, and the next parcels go to a new segment.
 func TestIdleSegmentLossNoticedWithinFsyncInterval(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var logs syncBuffer
 	s := newSink(t, Config{Dir: dir, FsyncInterval: 20 * time.Millisecond, Logger: newTextLogger(&logs)})
@@ -220,6 +222,7 @@ func TestIdleSegmentLossNoticedWithinFsyncInterval(t *testing.T) {
 // someone else lands at the new end, not at the old offset behind a run of
 // NUL bytes.
 func TestSegmentsAppend(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := newSink(t, Config{Dir: dir, FsyncInterval: time.Hour})
 	var o outcomes
@@ -239,6 +242,7 @@ func TestSegmentsAppend(t *testing.T) {
 }
 
 func TestFilterSegment(t *testing.T) {
+	t.Parallel()
 	rec := func(id string) string { return `{"id":"` + id + `"}` + "\n" }
 	nul := func(n int) string { return strings.Repeat("\x00", n) }
 	for _, tc := range []struct {
@@ -284,6 +288,7 @@ func TestFilterSegment(t *testing.T) {
 // At startup a NUL run in any segment, not only the newest, is cut with the
 // torn line before it, by rewriting the segment; the lines around it stay.
 func TestStartupCutsNULRunsInEverySegment(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	whole := func(id string) string {
 		return `{"id":"` + id + `","time":"2017-01-01T00:00:01Z","data":"a","received":"2026-11-29T08:00:00Z"}` + "\n"
@@ -322,6 +327,7 @@ func TestStartupCutsNULRunsInEverySegment(t *testing.T) {
 // A data directory fastingest creates is fsynced into its parent, each
 // level that did not exist.
 func TestNewDataDirectorySynced(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "a", "b", "data")
 	var synced []string
@@ -364,6 +370,7 @@ func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandl
 // The sink's metrics parse with Prometheus' own parser, each family with
 // HELP and TYPE, and promlint finds nothing to remark.
 func TestMetricsExposition(t *testing.T) {
+	t.Parallel()
 	s := newSink(t, Config{})
 	var b bytes.Buffer
 	s.WriteMetrics(&b)

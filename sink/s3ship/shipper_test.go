@@ -239,6 +239,7 @@ var keyPattern = regexp.MustCompile(`^fastingest/dt=\d{4}-\d{2}-\d{2}/hour=\d{2}
 // Close, under its deterministic key, each parcel exactly once, in each
 // compression.
 func TestShipsEveryClosedSegment(t *testing.T) {
+	t.Parallel()
 	for _, compression := range []string{"gzip", "zstd", "none"} {
 		t.Run(compression, func(t *testing.T) {
 			f := newFakeS3(t, true)
@@ -275,6 +276,7 @@ func TestShipsEveryClosedSegment(t *testing.T) {
 // A segment larger than a part goes up as a multipart upload, streamed,
 // and reads back byte for byte.
 func TestMultipartUpload(t *testing.T) {
+	t.Parallel()
 	f := newFakeS3(t, true)
 	dir := t.TempDir()
 	name := "20261204T170000.000000000Z.ndjson"
@@ -318,6 +320,7 @@ func keysOf(m map[string][]byte) []string {
 // is visible and the sink stays healthy (it has room); once the bucket
 // exists, everything ships.
 func TestBucketMissingThenCreated(t *testing.T) {
+	t.Parallel()
 	f := newFakeS3(t, false)
 	dir := t.TempDir()
 	var logs syncBuffer
@@ -358,6 +361,7 @@ func TestBucketMissingThenCreated(t *testing.T) {
 // reports itself unhealthy (503), and once shipping works the shipped
 // segments are deleted down to the budget and the sink is healthy again.
 func TestRetentionNeverDeletesUnshipped(t *testing.T) {
+	t.Parallel()
 	f := newFakeS3(t, false)
 	dir := t.TempDir()
 	ship := newShipper(t, f.config(dir))
@@ -414,6 +418,7 @@ func diskBytes(t *testing.T, dir string) int64 {
 // Shipped state survives a restart: a new Shipper on the same directory
 // does not upload what shipped before, and ships what did not.
 func TestShippedStateSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	f := newFakeS3(t, true)
 	dir := t.TempDir()
 	s := newFileSink(t, filesink.Config{Dir: dir, SegmentBytes: 2048, Shipper: newShipper(t, f.config(dir))})
@@ -453,6 +458,7 @@ func TestShippedStateSurvivesRestart(t *testing.T) {
 // Close with S3 down returns without waiting for the deadline once the
 // uploads have failed, and what is left stays on disk.
 func TestCloseWhileS3IsDown(t *testing.T) {
+	t.Parallel()
 	f := newFakeS3(t, false)
 	dir := t.TempDir()
 	ship := newShipper(t, f.config(dir))
@@ -472,6 +478,7 @@ func TestCloseWhileS3IsDown(t *testing.T) {
 }
 
 func TestKey(t *testing.T) {
+	t.Parallel()
 	f := newFakeS3(t, true)
 	for _, tc := range []struct {
 		prefix, compression, host, want string
@@ -491,6 +498,7 @@ func TestKey(t *testing.T) {
 }
 
 func TestValidators(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -526,6 +534,7 @@ func TestValidators(t *testing.T) {
 
 // The endpoint comes from AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL.
 func TestEndpointFromEnvironment(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		env  map[string]string
 		want string
@@ -563,6 +572,7 @@ func (b *syncBuffer) String() string {
 
 // The shipper's metrics parse with Prometheus' own parser and pass promlint.
 func TestMetricsExposition(t *testing.T) {
+	t.Parallel()
 	f := newFakeS3(t, true)
 	s := newShipper(t, f.config(t.TempDir()))
 	var b bytes.Buffer

@@ -1,0 +1,15 @@
+package filesink
+
+import (
+	"os"
+	"testing"
+
+	"github.com/fastingest/fastingest/internal/testparallel"
+)
+
+// TestMain runs up to 8 parallel tests at once: most wait on the writer's
+// timers and fsyncs rather than use the CPU.
+func TestMain(m *testing.M) {
+	testparallel.Raise(8)
+	os.Exit(m.Run())
+}
