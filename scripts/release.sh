@@ -2,7 +2,7 @@
 # release.sh: build fastingest's release artefacts for VERSION: a tarball
 # for each platform (linux/amd64 and linux/arm64), each holding the binary
 # (static, its version stamped, its VCS revision recorded), README.md,
-# LICENSE, CHANGELOG.md when there is one, docs/ and deploy/ (the systemd
+# LICENSE, CHANGELOG.md when there is one, docs/, examples/ and deploy/ (the systemd
 # unit, cloud-init, the Prometheus rules and the Grafana dashboard), and
 # SHA256SUMS beside them.
 #
@@ -60,7 +60,7 @@ out=$(cd "$out" && pwd)
 
 revision=$(git rev-parse HEAD)
 epoch=$(git log -1 --format=%ct "$revision") # every file's mtime: the commit's time
-files=(README.md LICENSE docs deploy)
+files=(README.md LICENSE docs deploy examples)
 git cat-file -e "$revision:CHANGELOG.md" 2>/dev/null && files+=(CHANGELOG.md)
 for f in README.md LICENSE; do
 	git cat-file -e "$revision:$f" 2>/dev/null || die "$f is not in the commit"

@@ -43,7 +43,7 @@ for arch in amd64 arm64; do
 	listing=$(tar -tzvf "$tarball" --full-time --numeric-owner)
 	for want in "$name/fastingest" "$name/README.md" "$name/LICENSE" "$name/docs/operations.md" \
 		"$name/deploy/fastingest.service" "$name/deploy/prometheus/fastingest.rules.yml" \
-		"$name/deploy/grafana/fastingest.json"; do
+		"$name/deploy/grafana/fastingest.json" "$name/examples/README.md"; do
 		grep -q " $want\$" <<<"$listing" || fail "$name.tar.gz has no $want"
 	done
 	grep -qv " $name/" <<<"$listing" && fail "$name.tar.gz has entries outside $name/: $(grep -v " $name/" <<<"$listing")"
