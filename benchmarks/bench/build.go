@@ -41,14 +41,18 @@ func (b *bench) resolveBaseline() error {
 	return nil
 }
 
-// build builds fastingest, classic, noop and the baseline into the work
-// directory.
+// build builds fastingest, classic, noop, kfake (for kafka runs) and the
+// baseline into the work directory.
 func (b *bench) build() error {
-	fmt.Printf("building fastingest, classic and noop into %s\n", b.work)
+	names := []string{"classic", "noop"}
+	if b.cfg.kafkaRuns() > 0 {
+		names = append(names, "kfake") // the kafka runs' broker
+	}
+	fmt.Printf("building fastingest, %s into %s\n", strings.Join(names, ", "), b.work)
 	if err := goBuild(b.root, filepath.Join(b.work, "fastingest"), "."); err != nil {
 		return fmt.Errorf("go build of fastingest failed: %w", err)
 	}
-	for _, name := range []string{"classic", "noop"} {
+	for _, name := range names {
 		if err := goBuild(b.root, filepath.Join(b.work, name), "./benchmarks/"+name); err != nil {
 			return fmt.Errorf("go build of benchmarks/%s failed: %w", name, err)
 		}

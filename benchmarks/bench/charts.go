@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -134,17 +135,25 @@ func latencyChart(r *results, sub string) *svgchart.Chart {
 }
 
 // sinksChart: req/s and CPU per request of fastingest with each sink,
-// nats-server's CPU stacked on fastingest's.
+// nats-server's or kfake's CPU stacked on fastingest's.
 func sinksChart(r *results, sub string) *svgchart.Chart {
+	kafka := slices.ContainsFunc(r.sinkRuns, func(run string) bool { return strings.HasPrefix(run, "kafka-") })
+	title := "fastingest's sinks: null, file and nats, each ACK mode"
+	if kafka {
+		title = "fastingest's sinks: null, file, nats and kafka, each ACK mode"
+	}
 	c := &svgchart.Chart{
-		Title:    "fastingest's sinks: null, file and nats, each ACK mode",
+		Title:    title,
 		Subtitle: sub,
 		Series:   []svgchart.Series{{Name: "fastingest", Color: "#0072B2"}, {Name: "nats-server", Color: "#D55E00"}},
-		Legend:   r.natsRuns > 0,
+		Legend:   r.natsRuns > 0 || kafka,
 		Panels: []svgchart.Panel{
 			{Title: "requests per second (× SINK=null's)", Format: thousands},
 			{Title: "CPU per request", Unit: "µs", Format: decimals(1)},
 		},
+	}
+	if kafka {
+		c.Series = append(c.Series, svgchart.Series{Name: "kfake", Color: "#009E73"}) // series 2
 	}
 	for _, run := range r.sinkRuns {
 		label := sinkLabel(run)
@@ -156,11 +165,17 @@ func sinksChart(r *results, sub string) *svgchart.Chart {
 		cpu := []svgchart.Segment{{Value: median(r.sinkRows, run, "cpu_us_per_req")}}
 		if co := median(r.sinkRows, run, "nats_cpu_us_per_req"); !math.IsNaN(co) && strings.HasPrefix(run, "nats-") {
 			cpu = append(cpu, svgchart.Segment{Value: co, Series: 1})
+		} else if !math.IsNaN(co) && strings.HasPrefix(run, "kafka-") {
+			cpu = append(cpu, svgchart.Segment{Value: co, Series: 2})
 		}
 		c.Panels[1].Groups = append(c.Panels[1].Groups, svgchart.Group{Label: sinkLabel(run),
 			Bars: []svgchart.Bar{{Segments: cpu}}})
 	}
 	c.Notes = []string{"file/persisted answers once its parcels are fsynced; nats/persisted once JetStream acknowledged them."}
+	if kafka {
+		c.Notes = append(c.Notes, "kafka/persisted answers once the brokers acknowledged every record (acks=all); "+
+			"kfake, franz-go's in-memory fake cluster, runs on the load generator's CPU, its CPU measured apart.")
+	}
 	if r.natsRuns > 0 && r.natsPinning != "" {
 		c.Notes = append(c.Notes, "nats-server's CPU is measured apart over the same interval; "+r.natsPinning+".")
 	}

@@ -21,10 +21,12 @@ const usageText = `Usage: go run ./benchmarks/bench [--rounds N] [--out FILE] [-
 Benchmarks fastingest (SINK=null) against the classic "1M requests per minute"
 design and a no-op fasthttp server, with wrk (medians over N interleaved
 rounds), hey (one run per server), vegeta (constant 1M requests/min) and a
-SINK=sim run; then fastingest's sinks (null, file and nats, each ACK mode)
-with wrk, medians over N interleaved rounds. Prints the tables, writes them
-with every round and the tools' raw output to a results file, and draws SVG
-charts of them. Starts a local nats-server for the nats runs. Installs what is
+SINK=sim run; then fastingest's sinks (null, file, nats and kafka, each ACK
+mode) with wrk, medians over N interleaved rounds. Prints the tables, writes
+them with every round and the tools' raw output to a results file, and draws
+SVG charts of them. Starts a local nats-server for the nats runs, and
+benchmarks/kfake (franz-go's fake Kafka cluster, one broker, on the load
+generator's CPU) for the kafka runs. Installs what is
 missing: wrk with apt-get (as root), hey, vegeta and nats-server with
 go install. Sends traffic to 127.0.0.1 only.
 
@@ -59,10 +61,12 @@ RATE (default 16667 requests/s), VEGETA_WORKERS (default 64),
 SIM_WORKERS (default 6000), SIM_QUEUE (default 10000),
 SIM_LATENCY (default 5ms-55ms),
 SINKS (default "null file-enqueued file-persisted file+s3-enqueued
-  nats-enqueued nats-persisted": the sink runs, in this order; "none" for
-  none; file+s3 ships closed segments to moto's S3 server),
-SINK_RETAIN_MIB (default 512: a file run's RETAIN_BYTES and a nats run's
-  stream max_bytes, in MiB, so that a long run cannot fill the disk).
+  nats-enqueued nats-persisted kafka-enqueued kafka-persisted": the sink
+  runs, in this order; "none" for none; file+s3 ships closed segments to
+  moto's S3 server),
+SINK_RETAIN_MIB (default 512: a file run's RETAIN_BYTES, a nats run's
+  stream max_bytes and a kafka run's topic retention.bytes, in MiB, so
+  that a long run cannot fill the disk or kfake's memory).
 `
 
 // config is what the command line and the environment ask for.
@@ -98,8 +102,20 @@ func (c *config) natsRuns() int {
 	return n
 }
 
-// sinkRunNames are the runs SINKS may name.
-var sinkRunNames = []string{"null", "file-enqueued", "file-persisted", "file+s3-enqueued", "nats-enqueued", "nats-persisted"}
+// kafkaRuns returns how many of the sink runs need kfake.
+func (c *config) kafkaRuns() int {
+	n := 0
+	for _, r := range c.sinks {
+		if strings.HasPrefix(r, "kafka-") {
+			n++
+		}
+	}
+	return n
+}
+
+// sinkRunNames are the runs SINKS may name, in the default order.
+var sinkRunNames = []string{"null", "file-enqueued", "file-persisted", "file+s3-enqueued", "nats-enqueued", "nats-persisted",
+	"kafka-enqueued", "kafka-persisted"}
 
 // errUsage is a usage error: the usage goes to stderr with it.
 var errUsage = errors.New("usage")
@@ -185,7 +201,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		case slices.Contains(sinkRunNames, r):
 			c.sinks = append(c.sinks, r)
 		default:
-			return c, fmt.Errorf("SINKS: unknown run '%s' (want null, file-enqueued, file-persisted, file+s3-enqueued, nats-enqueued, nats-persisted or none)", r)
+			return c, fmt.Errorf("SINKS: unknown run '%s' (want %s or none)", r, strings.Join(sinkRunNames, ", "))
 		}
 	}
 	if c.smoke {

@@ -23,11 +23,12 @@ func TestParseConfigDefaults(t *testing.T) {
 		c.sinkRetainMiB != 512 || c.smoke || c.out != "" || c.baselineRef != "" || c.warmUp != "1s" {
 		t.Errorf("defaults: %+v", c)
 	}
-	if want := []string{"null", "file-enqueued", "file-persisted", "file+s3-enqueued", "nats-enqueued", "nats-persisted"}; !slices.Equal(c.sinks, want) {
+	if want := []string{"null", "file-enqueued", "file-persisted", "file+s3-enqueued", "nats-enqueued", "nats-persisted",
+		"kafka-enqueued", "kafka-persisted"}; !slices.Equal(c.sinks, want) {
 		t.Errorf("sinks %v, want %v", c.sinks, want)
 	}
-	if c.natsRuns() != 2 {
-		t.Errorf("natsRuns() = %d, want 2", c.natsRuns())
+	if c.natsRuns() != 2 || c.kafkaRuns() != 2 {
+		t.Errorf("natsRuns() = %d, kafkaRuns() = %d, want 2 and 2", c.natsRuns(), c.kafkaRuns())
 	}
 }
 
@@ -48,7 +49,13 @@ func TestParseConfig(t *testing.T) {
 		{"--baseline-ref wins", []string{"--baseline-ref", "main"}, map[string]string{"BASELINE_REF": "HEAD~1"},
 			func(c config) bool { return c.baselineRef == "main" }},
 		{"DURATION in minutes", nil, map[string]string{"DURATION": "2m"}, func(c config) bool { return c.durSec == 120 && c.duration == "2m" }},
-		{"SINKS none", nil, map[string]string{"SINKS": "none"}, func(c config) bool { return len(c.sinks) == 0 && c.natsRuns() == 0 }},
+		{"SINKS none", nil, map[string]string{"SINKS": "none"}, func(c config) bool { return len(c.sinks) == 0 && c.natsRuns() == 0 && c.kafkaRuns() == 0 }},
+		{"SINKS kafka only", nil, map[string]string{"SINKS": "kafka-persisted"},
+			func(c config) bool {
+				return slices.Equal(c.sinks, []string{"kafka-persisted"}) && c.kafkaRuns() == 1 && c.natsRuns() == 0
+			}},
+		{"--smoke runs the kafka rows", []string{"--smoke"}, nil,
+			func(c config) bool { return c.kafkaRuns() == 2 && slices.Contains(c.sinks, "null") }},
 		{"SINKS in its order", nil, map[string]string{"SINKS": " file-persisted  null "},
 			func(c config) bool { return slices.Equal(c.sinks, []string{"file-persisted", "null"}) }},
 		{"environment numbers", nil, map[string]string{"CONNS": "256", "RATE": "1000", "VEGETA_WORKERS": "8",
@@ -88,7 +95,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{nil, map[string]string{"RATE": "1e4"}, "RATE wants a positive integer, not '1e4'", false},
 		{nil, map[string]string{"SINK_RETAIN_MIB": "3"}, "SINK_RETAIN_MIB must be at least 4", false},
 		{nil, map[string]string{"SINKS": "null null"}, "SINKS names 'null' twice", false},
-		{nil, map[string]string{"SINKS": "kafka"}, "SINKS: unknown run 'kafka'", false},
+		{nil, map[string]string{"SINKS": "kafka"}, "SINKS: unknown run 'kafka' (want null, file-enqueued, file-persisted, file+s3-enqueued, nats-enqueued, nats-persisted, kafka-enqueued, kafka-persisted or none)", false},
 		{nil, map[string]string{"DURATION": "10ms"}, "DURATION wants Ns, Nm or Nh (e.g. 10s), not '10ms'", false},
 		{nil, map[string]string{"DURATION": "0s"}, "DURATION must be at least 1s", false},
 	} {

@@ -14,17 +14,18 @@ import (
 )
 
 var (
-	stampLine   = regexp.MustCompile(`^fastingest benchmark (\S+)( \(SMOKE)?`)
-	commitLine  = regexp.MustCompile(`^commit (.+?); `)
-	runSettings = regexp.MustCompile(`-c(\d+) -d(\S+)`)
-	vegetaLat   = regexp.MustCompile(`latency p50 ([0-9.]+) ms, p99 ([0-9.]+) ms, p99\.9 ([0-9.]+) ms`)
-	logHeader   = regexp.MustCompile(`^-- (\S+)(?: \((.+)\))? log \(`)
-	vegetaRate  = regexp.MustCompile(`-rate=(\d+)/s .*-workers=(\d+) `)
-	vegetaCPU   = regexp.MustCompile(`, ([0-9.]+) us/request;`)
-	baselineHdr = regexp.MustCompile(`^baseline: (\S+) = (.+?) = [0-9a-f]+ `)
-	simHeader   = regexp.MustCompile(`^== SINK=sim: (.+), wrk `)
-	payloadLine = regexp.MustCompile(`, payload (\d+) parcels \(`)
-	natsRSSLine = regexp.MustCompile(`^nats-server peak RSS over the section: (\S+) MiB$`)
+	stampLine    = regexp.MustCompile(`^fastingest benchmark (\S+)( \(SMOKE)?`)
+	commitLine   = regexp.MustCompile(`^commit (.+?); `)
+	runSettings  = regexp.MustCompile(`-c(\d+) -d(\S+)`)
+	vegetaLat    = regexp.MustCompile(`latency p50 ([0-9.]+) ms, p99 ([0-9.]+) ms, p99\.9 ([0-9.]+) ms`)
+	logHeader    = regexp.MustCompile(`^-- (\S+)(?: \((.+)\))? log \(`)
+	vegetaRate   = regexp.MustCompile(`-rate=(\d+)/s .*-workers=(\d+) `)
+	vegetaCPU    = regexp.MustCompile(`, ([0-9.]+) us/request;`)
+	baselineHdr  = regexp.MustCompile(`^baseline: (\S+) = (.+?) = [0-9a-f]+ `)
+	simHeader    = regexp.MustCompile(`^== SINK=sim: (.+), wrk `)
+	payloadLine  = regexp.MustCompile(`, payload (\d+) parcels \(`)
+	natsRSSLine  = regexp.MustCompile(`^nats-server peak RSS over the section: (\S+) MiB$`)
+	kfakeRSSLine = regexp.MustCompile(`^kfake peak RSS over the section: (\S+) MiB`)
 )
 
 // parseResults reads a results file this harness or bench.sh wrote: the
@@ -106,6 +107,9 @@ func parseResults(r io.Reader) (*results, error) {
 			for _, line := range lines {
 				if m := natsRSSLine.FindStringSubmatch(line); m != nil {
 					res.natsRSS = m[1]
+				}
+				if m := kfakeRSSLine.FindStringSubmatch(line); m != nil {
+					res.kfakeRSS = m[1]
 				}
 			}
 		case strings.HasPrefix(title, "== raw tool output"):

@@ -75,6 +75,7 @@ type results struct {
 	sinkRows      []row
 	sinkFailures  []sinkFailure
 	natsRSS       string // nats-server's peak RSS over the sink section, MiB
+	kfakeRSS      string // kfake's, MiB
 }
 
 // figure returns one figure of a row by its column name in the tables.

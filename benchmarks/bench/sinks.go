@@ -30,10 +30,11 @@ var (
 // sinkSection runs fastingest with each sink run asked (SINKS), interleaved
 // for the rounds asked, under wrk. Each file run writes to a fresh directory
 // in the work directory, each nats run to a fresh JetStream stream on a local
-// nats-server started once for the section; both are bounded by
-// SINK_RETAIN_MIB and deleted after the run. nats-server's CPU is measured
-// on its own, not counted in fastingest's. A run that fails is reported and
-// the section goes on.
+// nats-server started once for the section, each kafka run to a fresh topic
+// on kfake, started once too; all are bounded by SINK_RETAIN_MIB and deleted
+// after the run. nats-server's and kfake's CPU is measured on its own, not
+// counted in fastingest's. A run that fails is reported and the section goes
+// on.
 func (b *bench) sinkSection() {
 	c, r := &b.cfg, b.res
 	fmt.Printf("\n== sinks: %d interleaved round(s) of %s per run, -t1 -c%d: %s\n", c.rounds, c.duration, c.conns, strings.Join(c.sinks, " "))
@@ -64,6 +65,17 @@ func (b *bench) sinkSection() {
 			fmt.Printf("  moto's S3 server (pid %d) on 127.0.0.1:%d, on the load generator's CPU\n", moto.pid(), moto.port)
 		}
 	}
+	var kafka *kafkaServer
+	kafkaErr := ""
+	if c.kafkaRuns() > 0 {
+		var err error
+		if kafka, err = b.startKfake(); err != nil {
+			kafkaErr = err.Error()
+			fmt.Printf("  kfake did not start: %s\n", kafkaErr)
+		} else {
+			fmt.Printf("  kfake (pid %d), one broker on %s, on the load generator's CPU\n", kafka.pid(), kafka.brokers)
+		}
+	}
 	if strings.Contains(" "+strings.Join(c.sinks, " "), " file") {
 		var st syscall.Statfs_t
 		if syscall.Statfs(b.work, &st) == nil {
@@ -79,7 +91,7 @@ func (b *bench) sinkSection() {
 				r.sinkFailures = append(r.sinkFailures, sinkFailure{run, round, "not run: " + why})
 				continue
 			}
-			err := b.sinkRun(run, round, nats, natsErr, moto, motoErr, skip)
+			err := b.sinkRun(run, round, coServers{nats, natsErr, moto, motoErr, kafka, kafkaErr}, skip)
 			if err == nil {
 				continue
 			}
@@ -101,6 +113,13 @@ func (b *bench) sinkSection() {
 	if moto != nil {
 		b.stopMoto(moto)
 	}
+	if kafka != nil {
+		r.kfakeRSS = "?"
+		if rss, err := peakRSSMiB(kafka.pid()); err == nil {
+			r.kfakeRSS = strconv.FormatFloat(rss, 'f', 1, 64)
+		}
+		b.stopKfake(kafka)
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n== sinks, every round (-t1 -c%d -d%s --latency; stored MiB and parcels include the warm-up)\n", c.conns, c.duration)
 	writeTable(&sb, sinkColumns, r.sinkRows)
@@ -113,16 +132,27 @@ func (b *bench) sinkSection() {
 	b.appendOut(sb.String())
 }
 
+// coServers are the servers the sink section started for the sinks to
+// store into, each nil with why it is not running.
+type coServers struct {
+	nats     *natsServer
+	natsErr  string
+	moto     *motoServer
+	motoErr  string
+	kafka    *kafkaServer
+	kafkaErr string
+}
+
 // sinkRun starts fastingest for one sink run, warms it up, measures it with
 // wrk and stops it; it adds a row to the results and prints a line, or
 // returns why it failed. A run that cannot succeed in later rounds either is
 // named in skip.
-func (b *bench) sinkRun(run string, round int, nats *natsServer, natsErr string, moto *motoServer, motoErr string,
-	skip map[string]string) error {
+func (b *bench) sinkRun(run string, round int, cs coServers, skip map[string]string) error {
 	c := &b.cfg
 	label := sinkLabel(run)
+	nats, natsErr, moto, motoErr, kafka := cs.nats, cs.natsErr, cs.moto, cs.motoErr, cs.kafka
 	settings := []string{"MAX_WORKERS=1000", "MAX_QUEUE=10000", "LOG_LEVEL=info"}
-	dir, stream := "", ""
+	dir, stream, topic := "", "", ""
 	var co *proc
 	switch kind, ack, _ := strings.Cut(run, "-"); kind {
 	case "null":
@@ -159,6 +189,17 @@ func (b *bench) sinkRun(run string, round int, nats *natsServer, natsErr string,
 		settings = append(settings, "SINK=nats", "ACK="+ack, "NATS_URL=nats://127.0.0.1:"+strconv.Itoa(nats.port),
 			"NATS_SUBJECT=bench."+stream, "NATS_STREAM="+stream)
 		co = nats.proc
+	case "kafka":
+		if kafka == nil {
+			skip[run] = "kfake is not running"
+			return fmt.Errorf("kfake is not running: %s", cs.kafkaErr)
+		}
+		topic = kafkaTopic(run, round)
+		if err := b.createKafkaTopic(kafka, topic); err != nil {
+			return fmt.Errorf("cannot create the topic %s on kfake: %w", topic, err)
+		}
+		settings = append(settings, kafkaSettings(kafka.brokers, topic, ack)...)
+		co = kafka.proc
 	}
 
 	var m measurement
@@ -169,10 +210,10 @@ func (b *bench) sinkRun(run string, round int, nats *natsServer, natsErr string,
 	switch {
 	case errors.As(err, &le):
 		log = le.log
-		if stream != "" && unknownSink.Match(le.log) {
-			skip[run] = "SINK=nats is not supported by this fastingest build"
-			runErr = fmt.Errorf("SINK=nats is not supported by this fastingest build yet: it exited with status %d: %s",
-				le.status, strings.ReplaceAll(strings.TrimSuffix(unknownSink.FindString(string(le.log)), `"`), `\"`, `"`))
+		if kind, _, _ := strings.Cut(run, "-"); (stream != "" || topic != "") && unknownSink.Match(le.log) {
+			skip[run] = "SINK=" + kind + " is not supported by this fastingest build"
+			runErr = fmt.Errorf("SINK=%s is not supported by this fastingest build yet: it exited with status %d: %s",
+				kind, le.status, strings.ReplaceAll(strings.TrimSuffix(unknownSink.FindString(string(le.log)), `"`), `\"`, `"`))
 		} else {
 			runErr = fmt.Errorf("%s: %s", le.msg, strings.ReplaceAll(tail(le.log, 2), "\n", " "))
 		}
@@ -226,6 +267,20 @@ func (b *bench) sinkRun(run string, round int, nats *natsServer, natsErr string,
 			}
 		}
 		detail = fmt.Sprintf("  nats-server %s CPU us/req (CPU %s%%)  stored %s MiB", fixed(m.coCPU, 2), pct(m.coUtil), fixed(stored, 1))
+	} else if runErr == nil && topic != "" {
+		var err error
+		if parcels, stored, err = kafkaStored(kafka, topic); err != nil {
+			b.warn("fastingest (%s, round %d): cannot read the topic's offsets: %v", label, round, err)
+			stored, parcels = math.NaN(), -1
+		} else {
+			if parcels <= 0 {
+				b.warn("fastingest (%s, round %d): the topic holds no record", label, round)
+			}
+			if completed >= 0 && parcels < completed {
+				b.warn("fastingest (%s, round %d): completed %d parcels but the topic holds %d", label, round, completed, parcels)
+			}
+		}
+		detail = fmt.Sprintf("  kfake %s CPU us/req (CPU %s%%)  stored %s MiB", fixed(m.coCPU, 2), pct(m.coUtil), fixed(stored, 1))
 	}
 	if dir != "" {
 		os.RemoveAll(dir)
@@ -233,6 +288,11 @@ func (b *bench) sinkRun(run string, round int, nats *natsServer, natsErr string,
 	if stream != "" {
 		if _, err := b.natsAPI(nats, "STREAM.DELETE."+stream, ""); err != nil {
 			b.warn("cannot delete the JetStream stream %s: %v", stream, err)
+		}
+	}
+	if topic != "" {
+		if err := deleteKafkaTopic(kafka, topic); err != nil {
+			b.warn("cannot delete the topic %s on kfake: %v", topic, err)
 		}
 	}
 	if runErr != nil {

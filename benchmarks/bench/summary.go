@@ -117,7 +117,7 @@ func writeSinkTable(w io.Writer, r *results) {
 		}
 		rps := median(r.sinkRows, run, "req/s")
 		co, stored := "-", "-"
-		if strings.HasPrefix(run, "nats-") {
+		if strings.HasPrefix(run, "nats-") || strings.HasPrefix(run, "kafka-") {
 			co = fixed(median(r.sinkRows, run, "nats_cpu_us_per_req"), 2)
 		}
 		if run != "null" {
@@ -138,6 +138,10 @@ func writeSinkTable(w io.Writer, r *results) {
 	fmt.Fprintln(w, "(CPU us/req = fastingest's own user+system CPU during the run / requests; nats us/req = nats-server's,")
 	fmt.Fprintln(w, " measured apart over the same interval; x null = req/s over SINK=null's in this section; stored MiB =")
 	fmt.Fprintln(w, " file: segment bytes written, nats: the stream's bytes, warm-up included)")
+	if slices.ContainsFunc(r.sinkRuns, func(run string) bool { return strings.HasPrefix(run, "kafka-") }) {
+		fmt.Fprintln(w, "(kafka runs: nats us/req is kfake's, on the load generator's CPU; stored MiB the topic's record batches,")
+		fmt.Fprintln(w, " zstd-compressed as fastingest sent them)")
+	}
 	if r.natsRuns > 0 {
 		fmt.Fprintf(w, "(%s;\n", r.natsPinning)
 		fmt.Fprintln(w, " with its defaults, JetStream fsyncs its store every 2 minutes (sync_interval), not per message:")
@@ -164,6 +168,40 @@ func writeSinkTable(w io.Writer, r *results) {
 		fmt.Fprintf(w, "nats-server peak RSS over the section: %s MiB\n", r.natsRSS)
 	}
 	writeShippingCost(w, r)
+	writeKafkaCost(w, r)
+}
+
+// writeKafkaCost writes what the kafka sink costs the request path:
+// fastingest's CPU per request against SINK=null's (issue 16: at most 2 ×
+// for kafka/enqueued), kfake's CPU apart, as for nats-server.
+func writeKafkaCost(w io.Writer, r *results) {
+	const target = 2.0
+	nullCPU := median(r.sinkRows, "null", "cpu_us_per_req")
+	for _, run := range []string{"kafka-enqueued", "kafka-persisted"} {
+		if count(r.sinkRows, run) == 0 {
+			continue
+		}
+		cpu, co := median(r.sinkRows, run, "cpu_us_per_req"), median(r.sinkRows, run, "nats_cpu_us_per_req")
+		fmt.Fprintf(w, "%s: CPU per request fastingest %.2f us (kfake %.2f us apart, %.0f%% of the load generator's CPU)",
+			sinkLabel(run), cpu, co, median(r.sinkRows, run, "nats_cpu_pct"))
+		x := stats.Ratio(cpu, nullCPU)
+		switch {
+		case math.IsNaN(x):
+			fmt.Fprintf(w, "; not compared (SINKS must include null)")
+		case run != "kafka-enqueued":
+			fmt.Fprintf(w, " = %.2f × SINK=null's %.2f us", x, nullCPU)
+		default:
+			verdict := "NOT met"
+			if math.Round(x*100)/100 <= target {
+				verdict = "met"
+			}
+			fmt.Fprintf(w, " = %.2f × SINK=null's %.2f us (target ≤ %.2f: %s)", x, nullCPU, target, verdict)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.kfakeRSS != "" {
+		fmt.Fprintf(w, "kfake peak RSS over the section: %s MiB (it holds the records in memory)\n", r.kfakeRSS)
+	}
 }
 
 // writeShippingCost writes what shipping closed segments to S3 costs the
