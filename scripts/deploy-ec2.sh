@@ -105,6 +105,22 @@ Environment (defaults in brackets):
   SERVICE_UNIT_FILE [deploy/fastingest.service], SYSCTL_FILE [deploy/sysctl.conf],
   CREDENTIALS_SCRIPT_FILE [deploy/fastingest-credentials.sh].
 
+Sink (docs/deploy.md#shipping-segments-to-s3, #kafka); from the environment or
+ENV_FILE, checked before anything is created:
+  SINK               file (default), nats, kafka, sim or null
+  S3_BUCKET          ship the file sink's closed segments to this bucket (yours,
+                     in REGION); the role may s3:PutObject and
+                     s3:AbortMultipartUpload on BUCKET/S3_PREFIX* only
+  S3_PREFIX [fastingest/], S3_COMPRESSION [gzip], S3_UPLOAD_CONCURRENCY [2]
+  KAFKA_BROKERS      SINK=kafka: the brokers, host:port comma-separated (required)
+  KAFKA_TOPIC, KAFKA_COMPRESSION, KAFKA_LINGER, KAFKA_MAX_BUFFERED, KAFKA_TLS,
+  KAFKA_CREATE_TOPIC, KAFKA_PARTITIONS, KAFKA_REPLICATION: passed to the unit
+  KAFKA_SASL_MECHANISM, KAFKA_SASL_USER, KAFKA_SASL_PASSWORD_PARAM: SASL; the
+                     password is an SSM SecureString you create, named by
+                     KAFKA_SASL_PASSWORD_PARAM, which only the role may read and
+                     the instances fetch at boot (the deploy never reads it).
+                     KAFKA_TLS_CA is not supported (the system's CAs are used)
+
 With a custom VPC, the subnets must give instances a way to S3 and SSM (a
 public IP, or a NAT gateway or VPC endpoints) and the load balancer must be
 internet-facing in them.
@@ -194,6 +210,153 @@ want_cidrs() {
 			exit 2
 		fi
 	done
+}
+
+# The sink's settings the deploy takes from its environment (or from
+# ENV_FILE, as any other setting), checks, passes to the unit and, for S3
+# and the Kafka password, grants the instance role. Secrets are not among
+# them: KAFKA_SASL_PASSWORD_PARAM names an SSM parameter the instances read
+# at boot.
+SINK_VARS="SINK S3_BUCKET S3_PREFIX S3_COMPRESSION S3_UPLOAD_CONCURRENCY KAFKA_BROKERS KAFKA_TOPIC
+KAFKA_COMPRESSION KAFKA_LINGER KAFKA_MAX_BUFFERED KAFKA_TLS KAFKA_SASL_MECHANISM KAFKA_SASL_USER
+KAFKA_CREATE_TOPIC KAFKA_PARTITIONS KAFKA_REPLICATION"
+# SINK_ENV: the lines of those settings that came from the deploy's
+# environment, for /etc/fastingest/env (ENV_FILE's own lines follow).
+SINK_ENV=""
+
+# sink_bad VAR MESSAGE: stop on an invalid sink setting.
+sink_bad() {
+	log "deploy-ec2.sh: invalid $1 \"${!1}\": $2"
+	exit 2
+}
+
+# sink_settings: the effective sink settings, each from the deploy's
+# environment or ENV_FILE (set in both, they must agree), checked as
+# fastingest checks them, so that a mistake stops the deploy rather than the
+# instances (exit status 2, not restarted); SINK_ENV.
+sink_settings() {
+	local v e d
+	for v in KAFKA_SASL_PASSWORD KAFKA_SASL_PASSWORD_FILE KAFKA_TLS_CA; do
+		if [[ -n ${!v:-} || -n $(env_file_value "$v") ]]; then
+			case $v in
+			KAFKA_TLS_CA)
+				log "deploy-ec2.sh: KAFKA_TLS_CA is not supported by the EC2 deploy: with KAFKA_TLS=1 the instances trust the system's authorities, which sign MSK's certificates; a private CA would have to be put on the instances by hand."
+				;;
+			*)
+				# The value is not repeated: it may be the password.
+				log "deploy-ec2.sh: $v is refused: the deploy hands the SASL password to the service from the SSM SecureString named by KAFKA_SASL_PASSWORD_PARAM (the user-data is no place for secrets)."
+				;;
+			esac
+			exit 2
+		fi
+	done
+	for v in $SINK_VARS; do
+		d=${!v:-} e=$(env_file_value "$v")
+		if [[ -n $d && -n $e && $d != "$e" ]]; then
+			log "deploy-ec2.sh: $v is \"$d\" in the environment and \"$e\" in $ENV_FILE: set it in one place."
+			exit 2
+		fi
+		if [[ -n $d && -z $e ]]; then SINK_ENV+="$v=$d"$'\n'; fi
+		printf -v "$v" '%s' "${d:-$e}"
+	done
+	SINK=$(printf '%s' "${SINK:-file}" | tr '[:upper:]' '[:lower:]')
+	case $SINK in
+	file | nats | kafka | sim | null) ;;
+	*) sink_bad SINK "want file (the default), nats, kafka, sim or null." ;;
+	esac
+
+	# S3 shipping: the file sink's closed segments.
+	if [[ -z $S3_BUCKET ]]; then
+		for v in S3_PREFIX S3_COMPRESSION S3_UPLOAD_CONCURRENCY; do
+			if [[ -n ${!v} ]]; then
+				log "deploy-ec2.sh: $v is set but S3_BUCKET is not: $v means nothing without S3_BUCKET."
+				exit 2
+			fi
+		done
+	else
+		if [[ $SINK != file ]]; then
+			sink_bad S3_BUCKET "S3_BUCKET ships the file sink's segments: want SINK=file (the default), not $SINK."
+		fi
+		if [[ ! $S3_BUCKET =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ || $S3_BUCKET == *..* ||
+			$S3_BUCKET =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+			sink_bad S3_BUCKET "an S3 bucket name is 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit, without \"..\", not an IP address."
+		fi
+		# The prefix goes into the role's policy (BUCKET/PREFIX*) and the
+		# env file: no IAM wildcard (* ?), no policy variable ($), no
+		# quote or blank for systemd to interpret.
+		if [[ -z ${S3_PREFIX:-} ]]; then
+			S3_PREFIX=fastingest/
+			SINK_ENV+="S3_PREFIX=$S3_PREFIX"$'\n'
+		fi
+		if [[ ! $S3_PREFIX =~ ^[A-Za-z0-9._=!-]+(/[A-Za-z0-9._=!-]+)*/?$ ]] || ((${#S3_PREFIX} > 512)); then
+			sink_bad S3_PREFIX "want up to 512 letters, digits and . _ = ! - in path segments separated by /, not starting with / (e.g. fastingest/ or logs/prod/)."
+		fi
+		case ${S3_COMPRESSION:-gzip} in
+		gzip | zstd | none) ;;
+		*) sink_bad S3_COMPRESSION "want gzip (the default), zstd or none." ;;
+		esac
+		if [[ -n $S3_UPLOAD_CONCURRENCY ]]; then want_int S3_UPLOAD_CONCURRENCY 1 64; fi
+	fi
+
+	# Kafka.
+	local any=""
+	for v in $SINK_VARS KAFKA_SASL_PASSWORD_PARAM; do
+		if [[ $v == KAFKA_* && -n ${!v:-} ]]; then any=$v; fi
+	done
+	: "${KAFKA_SASL_PASSWORD_PARAM:=}"
+	if [[ $SINK != kafka ]]; then
+		if [[ -n $any ]]; then
+			log "deploy-ec2.sh: $any is set but SINK is $SINK: the KAFKA_* settings are for SINK=kafka."
+			exit 2
+		fi
+		return 0
+	fi
+	if [[ -z $KAFKA_BROKERS ]]; then
+		log "deploy-ec2.sh: SINK=kafka needs KAFKA_BROKERS: the brokers' host:port list, comma-separated (MSK: aws kafka get-bootstrap-brokers)."
+		exit 2
+	fi
+	local b list
+	IFS=, read -r -a list <<<"$KAFKA_BROKERS"
+	for b in "${list[@]}"; do
+		if [[ ! $b =~ ^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$ ]]; then
+			sink_bad KAFKA_BROKERS "\"$b\" is not host:port; want e.g. b-1.mycluster.abc123.c2.kafka.us-east-1.amazonaws.com:9096,b-2...:9096."
+		fi
+	done
+	if [[ -n $KAFKA_TOPIC ]] && [[ ! $KAFKA_TOPIC =~ ^[A-Za-z0-9._-]{1,249}$ || $KAFKA_TOPIC == . || $KAFKA_TOPIC == .. ]]; then
+		sink_bad KAFKA_TOPIC "want up to 249 ASCII letters, digits, . _ and -."
+	fi
+	case $(printf '%s' "${KAFKA_COMPRESSION:-zstd}" | tr '[:upper:]' '[:lower:]') in
+	zstd | lz4 | snappy | gzip | none) ;;
+	*) sink_bad KAFKA_COMPRESSION "want zstd (the default), lz4, snappy, gzip or none." ;;
+	esac
+	if [[ -n $KAFKA_LINGER && ! $KAFKA_LINGER =~ ^(0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$ ]]; then
+		sink_bad KAFKA_LINGER "want a duration such as 5ms, up to 1m."
+	fi
+	if [[ -n $KAFKA_MAX_BUFFERED ]] && { ! e=$(size_bytes "$KAFKA_MAX_BUFFERED") || ((e < 1 << 20)); }; then
+		sink_bad KAFKA_MAX_BUFFERED "want a size of at least 1MiB, such as 64MiB."
+	fi
+	for v in KAFKA_TLS KAFKA_CREATE_TOPIC; do
+		if [[ -n ${!v} && ${!v} != 0 && ${!v} != 1 ]]; then sink_bad "$v" "want 0 or 1."; fi
+	done
+	if [[ -n $KAFKA_PARTITIONS ]]; then want_int KAFKA_PARTITIONS 0 10000; fi
+	if [[ -n $KAFKA_REPLICATION ]]; then want_int KAFKA_REPLICATION 0 32; fi
+	# SASL: the mechanism, the user and the password's parameter go together.
+	if [[ -n $KAFKA_SASL_MECHANISM || -n $KAFKA_SASL_USER || -n $KAFKA_SASL_PASSWORD_PARAM ]]; then
+		if [[ -z $KAFKA_SASL_MECHANISM || -z $KAFKA_SASL_USER || -z $KAFKA_SASL_PASSWORD_PARAM ]]; then
+			log "deploy-ec2.sh: KAFKA_SASL_MECHANISM, KAFKA_SASL_USER and KAFKA_SASL_PASSWORD_PARAM go together: set all three, or none."
+			exit 2
+		fi
+		case $(printf '%s' "$KAFKA_SASL_MECHANISM" | tr '[:lower:]' '[:upper:]') in
+		PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512) ;;
+		*) sink_bad KAFKA_SASL_MECHANISM "want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (MSK: SCRAM-SHA-512)." ;;
+		esac
+		if [[ ! $KAFKA_SASL_USER =~ ^[A-Za-z0-9._@+=,-]{1,255}$ ]]; then
+			sink_bad KAFKA_SASL_USER "want up to 255 letters, digits and . _ @ + = , -."
+		fi
+		if ! valid_param_name "$KAFKA_SASL_PASSWORD_PARAM"; then
+			sink_bad KAFKA_SASL_PASSWORD_PARAM "want an SSM parameter name of letters, digits and . _ - /, e.g. /fastingest/kafka-password (not an ARN)."
+		fi
+	fi
 }
 
 settings() {
@@ -308,6 +471,7 @@ settings() {
 		fi
 	done
 	env_file_content >/dev/null
+	sink_settings
 	memory_inputs
 }
 
@@ -400,19 +564,13 @@ memory_inputs() {
 	local key v
 	for key in MAX_CONNS MAX_QUEUE_BYTES MAX_BODY_BYTES MAX_HEADER_BYTES MAX_QUEUE MAX_WORKERS GOMAXPROCS \
 		SINK S3_BUCKET S3_UPLOAD_CONCURRENCY KAFKA_MAX_BUFFERED; do
-		v=$(env_file_value "$key")
 		case $key in
-		S3_BUCKET) ;;
-		SINK)
-			v=$(printf '%s' "$v" | tr '[:upper:]' '[:lower:]')
-			case $v in
-			"" | file | nats | kafka | sim | null) ;;
-			*)
-				log "deploy-ec2.sh: $ENV_FILE: invalid SINK \"$v\": want file, nats, kafka, sim or null."
-				exit 2
-				;;
-			esac
-			;;
+		# The sink's, from the environment or ENV_FILE (sink_settings).
+		SINK | S3_BUCKET | S3_UPLOAD_CONCURRENCY | KAFKA_MAX_BUFFERED) v=${!key} ;;
+		*) v=$(env_file_value "$key") ;;
+		esac
+		case $key in
+		SINK | S3_BUCKET) ;; # checked by sink_settings
 		MAX_QUEUE_BYTES | MAX_BODY_BYTES | MAX_HEADER_BYTES | KAFKA_MAX_BUFFERED)
 			if [[ -n $v ]] && ! v=$(size_bytes "$v"); then
 				log "deploy-ec2.sh: $ENV_FILE: invalid $key \"$(env_file_value "$key")\": want a size such as 256MiB (the deploy needs it to check the memory bound)."
@@ -566,6 +724,13 @@ instance_env() {
 		# token (a token that can also post parcels).
 		printf '%s\n' "# /metrics: not forwarded by the load balancer, reachable from METRICS_CIDRS only, so no token." "METRICS_PUBLIC=1"
 	fi
+	if [[ -n $SINK_ENV ]]; then
+		printf '# Sink (the deploy'"'"'s environment)\n%s' "$SINK_ENV"
+	fi
+	if [[ -n $S3_BUCKET && -z $(env_file_value AWS_REGION) ]]; then
+		# The SDK's region; the bucket is expected in the deploy's region.
+		printf 'AWS_REGION=%s\n' "$REGION"
+	fi
 	if [[ -n ${ENV_FILE:-} ]]; then
 		printf '# ENV_FILE\n'
 		env_file_content
@@ -585,14 +750,21 @@ credentials_dropin() {
 		printf '%s\n' "LoadCredential=auth-token:/etc/fastingest/credentials/auth-token" \
 			"Environment=AUTH_TOKEN_FILE=%d/auth-token"
 	else
-		printf '%s\n' "# AUTH=none: no credentials. fastingest runs WITHOUT a bearer token."
+		printf '%s\n' "# AUTH=none: no credentials for a bearer token. fastingest runs WITHOUT a bearer token."
+	fi
+	if [[ -n $KAFKA_SASL_PASSWORD_PARAM ]]; then
+		printf '%s\n' "LoadCredential=kafka-sasl-password:/etc/fastingest/credentials/kafka-sasl-password" \
+			"Environment=KAFKA_SASL_PASSWORD_FILE=%d/kafka-sasl-password"
 	fi
 }
 
 # credentials_args: the arguments of fastingest-credentials: ID=PARAMETER
 # for each credential to fetch.
 credentials_args() {
-	if [[ $AUTH == token ]]; then printf 'auth-token=%s' "$TOKEN_PARAM"; fi
+	local -a args=()
+	if [[ $AUTH == token ]]; then args+=("auth-token=$TOKEN_PARAM"); fi
+	if [[ -n $KAFKA_SASL_PASSWORD_PARAM ]]; then args+=("kafka-sasl-password=$KAFKA_SASL_PASSWORD_PARAM"); fi
+	if ((${#args[@]} > 0)); then printf '%s' "${args[*]}"; fi
 }
 
 # ---------------------------------------------------------------------------
@@ -705,7 +877,7 @@ or choose another NAME"
 	step "account and bucket name"
 	# The account names the default bucket and the token parameter's ARN.
 	ACCOUNT=""
-	if [[ -z ${BUCKET:-} || $AUTH == token ]]; then
+	if [[ -z ${BUCKET:-} || $AUTH == token || -n $KAFKA_SASL_PASSWORD_PARAM ]]; then
 		ACCOUNT=$(aws_cli sts get-caller-identity --query Account)
 	fi
 	if [[ -z ${BUCKET:-} ]]; then
@@ -715,6 +887,14 @@ or choose another NAME"
 		fi
 	fi
 	log "binary: s3://$BUCKET/$BINARY_KEY"
+	if [[ -n $S3_BUCKET ]]; then
+		# The role may put objects under the prefix: the binary must not be
+		# among them, or an instance could replace what the others boot.
+		if [[ $S3_BUCKET == "$BUCKET" && $BINARY_KEY == "$S3_PREFIX"* ]]; then
+			aws_fail "S3_PREFIX $S3_PREFIX covers the binary s3://$BUCKET/$BINARY_KEY, which the instances could then overwrite: ship to another bucket (or prefix)"
+		fi
+		log "closed segments ship to s3://$S3_BUCKET/$S3_PREFIX (the bucket must exist, in $REGION)"
+	fi
 
 	step "network: VPC and subnets in two or more availability zones"
 	local -a vpc_sel
@@ -831,6 +1011,24 @@ Reuse it with AUTH_TOKEN_PARAM=$TOKEN_PARAM_NAME, or remove what is left with:
 		TOKEN_ARN=$(param_arn "$TOKEN_PARAM" "$ACCOUNT")
 	fi
 
+	if [[ -n $KAFKA_SASL_PASSWORD_PARAM ]]; then
+		step "Kafka SASL password parameter"
+		# The operator's parameter: only its name and type are read here,
+		# never its value.
+		if ! aws_lookup ssm describe-parameters \
+			--parameter-filters "Key=Name,Option=Equals,Values=$KAFKA_SASL_PASSWORD_PARAM" \
+			--query 'Parameters[0].[Name,Type]'; then
+			aws_fail "KAFKA_SASL_PASSWORD_PARAM $KAFKA_SASL_PASSWORD_PARAM: no such SSM parameter in $REGION (create it first: docs/deploy.md#kafka)"
+		fi
+		local ktype
+		read -r _ ktype <<<"$AWS_OUT"
+		if [[ $ktype != SecureString ]]; then
+			aws_fail "KAFKA_SASL_PASSWORD_PARAM $KAFKA_SASL_PASSWORD_PARAM is a $ktype parameter: want a SecureString (encrypted at rest, readable only with decryption)"
+		fi
+		log "the instances read the SASL password from $KAFKA_SASL_PASSWORD_PARAM (SecureString) at boot"
+		KAFKA_PASSWORD_ARN=$(param_arn "$KAFKA_SASL_PASSWORD_PARAM" "$ACCOUNT")
+	fi
+
 	step "render the user-data ($CLOUD_INIT_TEMPLATE)"
 	render_user_data "s3://$BUCKET/$BINARY_KEY" "$AWS_LIB_TMP/user-data.yaml"
 	USER_DATA_B64=$(gzip -9nc "$AWS_LIB_TMP/user-data.yaml" | base64 | tr -d '\n')
@@ -893,6 +1091,18 @@ iam_role() {
 	if [[ $AUTH == token ]]; then
 		policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"'$(json_str "$TOKEN_ARN")'"}]}'
 		aws_cli iam put-role-policy --role-name "$ROLE_NAME" --policy-name read-auth-token --policy-document "$policy"
+	fi
+	if [[ -n $S3_BUCKET ]]; then
+		# What the shipper calls: PutObject, and for a large segment the
+		# multipart upload (created, parts uploaded and completed under
+		# s3:PutObject), aborted on failure. No read, list or delete:
+		# the keys are deterministic, a retry overwrites.
+		policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:AbortMultipartUpload"],"Resource":"arn:'$PARTITION':s3:::'$(json_str "$S3_BUCKET/$S3_PREFIX")'*"}]}'
+		aws_cli iam put-role-policy --role-name "$ROLE_NAME" --policy-name ship-segments --policy-document "$policy"
+	fi
+	if [[ -n $KAFKA_SASL_PASSWORD_PARAM ]]; then
+		policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"'$(json_str "$KAFKA_PASSWORD_ARN")'"}]}'
+		aws_cli iam put-role-policy --role-name "$ROLE_NAME" --policy-name read-kafka-sasl-password --policy-document "$policy"
 	fi
 	aws_cli iam create-instance-profile --instance-profile-name "$PROFILE_NAME" \
 		--query InstanceProfile.Arn >/dev/null
@@ -1143,6 +1353,10 @@ warnings() {
 			"and then post as a producer. Set CERTIFICATE_ARN (an ACM certificate for a name of yours that" \
 			"points at the load balancer) for HTTPS."
 	fi
+	if [[ -n $KAFKA_SASL_MECHANISM && $KAFKA_TLS != 1 ]]; then
+		printf '%s\n' "WARNING: Kafka SASL without KAFKA_TLS=1: the records, and with PLAIN the password, cross the" \
+			"network in clear text to the brokers. MSK's SASL/SCRAM listener (port 9096) wants KAFKA_TLS=1."
+	fi
 	if [[ $LB == nlb ]]; then
 		local metrics="/metrics asks for the token, or is open with METRICS_PUBLIC=1 in ENV_FILE"
 		if [[ $AUTH == none ]]; then metrics="/metrics too, with no token"; fi
@@ -1176,12 +1390,18 @@ main() {
 	if [[ $LB == nlb ]]; then what="a Network Load Balancer"; fi
 	if [[ $AUTH == none ]]; then auth="NO bearer token (AUTH=none)"; fi
 	if [[ -n $CERTIFICATE_ARN ]]; then transport="HTTPS with $CERTIFICATE_ARN"; fi
+	local sink=$SINK
+	if [[ -n $S3_BUCKET ]]; then sink+=", closed segments shipped to s3://$S3_BUCKET/$S3_PREFIX"; fi
+	if [[ $SINK == kafka ]]; then
+		sink+=" ($KAFKA_BROKERS${KAFKA_SASL_MECHANISM:+, SASL $KAFKA_SASL_MECHANISM as $KAFKA_SASL_USER, the password from $KAFKA_SASL_PASSWORD_PARAM})"
+	fi
 	warnings >&2
 	aws_confirm "deploy-ec2.sh creates billable AWS resources in $REGION, charged until you run
 scripts/teardown-ec2.sh: $DESIRED x $INSTANCE_TYPE on demand (up to $MAX_SIZE when it scales out),
 $what, a CloudWatch alarm, an S3 object, an SSM parameter and data transfer. Four c6i.large
 and an ALB cost roughly US\$0.40 an hour (about US\$290 a month) in us-east-1; check current prices.
-Access: $transport, from $ALLOWED_CIDRS, with $auth."
+Access: $transport, from $ALLOWED_CIDRS, with $auth.
+Sink: $sink."
 
 	lookups
 	build
@@ -1221,6 +1441,14 @@ Access: $transport, from $ALLOWED_CIDRS, with $auth."
 		printf 'Load-test it (scripts/loadtest.sh sends no token yet, so it measures 401s here: load-test a deployment with AUTH=none):\n    bash scripts/loadtest.sh %s\n' "$url"
 	else
 		printf 'Load-test it:\n    bash scripts/loadtest.sh %s\n' "$url"
+	fi
+	if [[ -n $S3_BUCKET ]]; then
+		printf 'Closed segments ship to s3://%s/%s (the role may s3:PutObject there only; the bucket is yours,\n' "$S3_BUCKET" "$S3_PREFIX"
+		printf 'and the teardown leaves it).\n'
+	fi
+	if [[ $SINK == kafka ]]; then
+		printf 'Parcels go to Kafka (%s). The brokers'"'"' security group must admit the instances'"'"' group,\n' "$KAFKA_BROKERS"
+		printf '%s (%s), on the brokers'"'"' port: docs/deploy.md#kafka.\n' "$INSTANCE_SG_ID" "$INSTANCE_SG_NAME"
 	fi
 	if [[ $LB == alb ]]; then
 		printf 'Only POST / is forwarded (any other request gets 404 from the load balancer); /metrics is served\n'
