@@ -1,9 +1,10 @@
 #!/bin/bash
-# fastingest-credentials: fetch fastingest's secrets (the bearer token) from SSM
-# Parameter Store at boot, into root-only files that systemd hands to the
-# service (LoadCredential= in the drop-in the deploy writes). Installed by
-# deploy/cloud-init.yaml as /usr/local/sbin/fastingest-credentials and run by
-# its runcmd, before fastingest starts:
+# fastingest-credentials: fetch fastingest's secrets (the bearer token, the
+# Kafka SASL password) from SSM Parameter Store at boot, into root-only files
+# that systemd hands to the service (LoadCredential= in the drop-in the deploy
+# writes). Installed by deploy/cloud-init.yaml as
+# /usr/local/sbin/fastingest-credentials and run by its runcmd, before
+# fastingest starts:
 #
 #   fastingest-credentials REGION [ID=PARAMETER ...]
 #

@@ -75,3 +75,17 @@ fetch() { run bash deploy/fastingest-credentials.sh "$@"; }
 	[ "$(cat "$FASTINGEST_CREDENTIALS_DIR/auth-token")" = "$TOKEN" ]
 	[ "$(grep -c '^ssm get-parameter' "$FAKE_AWS_LOG")" -eq 1 ]
 }
+
+@test "credentials: the token and the Kafka SASL password, each into its own file, neither printed" {
+	printf '%s\n' "$TOKEN" >"$BATS_TEST_TMPDIR/fixtures/ssm.get-parameter.1.out"
+	printf '%s\n' 'kafka-pa55word-value' >"$BATS_TEST_TMPDIR/fixtures/ssm.get-parameter.2.out"
+	fetch us-east-1 auth-token=/fastingest/auth-token kafka-sasl-password=/msk/fastingest-password
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(call "ssm get-parameter" 2)" = "ssm get-parameter --region us-east-1 --name /msk/fastingest-password --with-decryption --query Parameter.Value --output text" ]
+	[ "$(cat "$FASTINGEST_CREDENTIALS_DIR/auth-token")" = "$TOKEN" ]
+	[ "$(cat "$FASTINGEST_CREDENTIALS_DIR/kafka-sasl-password")" = kafka-pa55word-value ]
+	[ "$(stat -c %a "$FASTINGEST_CREDENTIALS_DIR/kafka-sasl-password")" = 600 ]
+	[[ $output == *"kafka-sasl-password: read from /msk/fastingest-password"* ]]
+	[[ $output != *"$TOKEN"* && $output != *kafka-pa55word-value* ]]
+}
