@@ -21,7 +21,10 @@
 #      redirect, the security groups, the Auto Scaling group (ELB health
 #      checks), the launch template (IMDSv2, gzip'd cloud-config user-data,
 #      memory settings whose worst case, by the built binary's -h, fits the
-#      instance), target group, scaling policies, latency alarm and S3 object
+#      instance), target group, scaling policies, latency alarm and S3 object;
+#      with S3_BUCKET (shipping, issue 13): the role's statement names exactly
+#      s3:PutObject and s3:AbortMultipartUpload on that bucket's prefix, and the
+#      unit's environment carries S3_BUCKET, S3_PREFIX and AWS_REGION
 #   5. tear down (with --delete-bucket) and check that everything is gone but
 #      the certificate; tear down again and check that it succeeds and skips
 #      everything
@@ -400,6 +403,9 @@ if present "sts get-caller-identity answers moto's account" sts get-caller-ident
 	pass "sts get-caller-identity answers moto's account ($ACCOUNT)"
 fi
 BUCKET_WANT="fastingest-artifacts-$ACCOUNT-$REGION"
+# Where the deploy lets the instances ship segments (the bucket need not exist
+# for the deploy, which grants and passes on, never writes).
+SHIP_BUCKET="fastingest-e2e-parcels-$ACCOUNT" SHIP_PREFIX=ingest/e2e/
 
 VPC=""
 if q ec2 describe-vpcs --filters Name=is-default,Values=true --query 'Vpcs[0].VpcId' && [[ $Q_OUT == vpc-* ]]; then
@@ -496,7 +502,7 @@ if ! over_budget "deploy" 420; then
 	status=0
 	run_script "$TMP/deploy.log" "$PHASE_SECS" \
 		env YES=1 WAIT_TIMEOUT=15 POLL_INTERVAL=1 "BINARY=$BINARY_FILE" ${AMI_ENV[@]+"${AMI_ENV[@]}"} \
-		"CERTIFICATE_ARN=$CERT_ARN" \
+		"CERTIFICATE_ARN=$CERT_ARN" "S3_BUCKET=$SHIP_BUCKET" "S3_PREFIX=$SHIP_PREFIX" \
 		bash "$ROOT/scripts/deploy-ec2.sh" --yes || status=$?
 	if [[ $status == 0 ]]; then
 		DEPLOYED=1
@@ -626,7 +632,12 @@ if [[ $DEPLOYED == 1 ]] || [[ -s $TMP/deploy.log ]]; then
 			"Allow	s3:GetObject	arn:aws:s3:::$BUCKET_WANT/fastingest/fastingest" "$Q_OUT"
 	fi
 	if q iam list-role-policies --role-name fastingest-instance-role --query 'PolicyNames'; then
-		expect "instance role has two policies" "read-auth-token read-binary" "$(printf '%s' "$Q_OUT" | tr '\t' '\n' | sort | paste -sd' ')"
+		expect "instance role has three policies" "read-auth-token read-binary ship-segments" "$(printf '%s' "$Q_OUT" | tr '\t' '\n' | sort | paste -sd' ')"
+	fi
+	if present "role policy ship-segments" iam get-role-policy --role-name fastingest-instance-role \
+		--policy-name ship-segments --query 'PolicyDocument.[length(Statement),Statement[0].Effect,join(`,`,Statement[0].Action),Statement[0].Resource]'; then
+		expect "instance role may put objects (and abort multipart uploads) under S3_BUCKET/S3_PREFIX only" \
+			"1 Allow s3:PutObject,s3:AbortMultipartUpload arn:aws:s3:::$SHIP_BUCKET/$SHIP_PREFIX*" "$(printf '%s' "$Q_OUT" | tr '\t' ' ')"
 	fi
 	if present "role policy read-auth-token" iam get-role-policy --role-name fastingest-instance-role \
 		--policy-name read-auth-token --query 'PolicyDocument.[length(Statement),Statement[0].Effect,Statement[0].Action,Statement[0].Resource]'; then
@@ -683,6 +694,9 @@ if [[ $DEPLOYED == 1 ]] || [[ -s $TMP/deploy.log ]]; then
 				grep -qx '  - /usr/local/sbin/fastingest-credentials us-east-1 auth-token=/fastingest/auth-token' "$TMP/user-data.yaml"
 			expect_cond "user-data hands it over with LoadCredential and AUTH_TOKEN_FILE" "no such drop-in lines" \
 				grep -qx '      Environment=AUTH_TOKEN_FILE=%d/auth-token' "$TMP/user-data.yaml"
+			expect "user-data's environment ships to S3_BUCKET/S3_PREFIX in the deploy's region" \
+				"S3_BUCKET=$SHIP_BUCKET S3_PREFIX=$SHIP_PREFIX AWS_REGION=$REGION" \
+				"$(sed -n 's/^      \(S3_BUCKET\|S3_PREFIX\|AWS_REGION\)=/\1=/p' "$TMP/user-data.yaml" | paste -sd' ')"
 			memory_check "$TMP/user-data.yaml"
 			expect_cond "user-data fetches s3://$BUCKET_WANT/fastingest/fastingest" "the URI is not in it" \
 				grep -qF "s3://$BUCKET_WANT/fastingest/fastingest" "$TMP/user-data.yaml"
