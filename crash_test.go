@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -51,18 +50,8 @@ func TestKillDashNineLosesNoAcknowledgedParcel(t *testing.T) {
 					return
 				default:
 				}
-				ids := make([]string, 9)
-				var body strings.Builder
-				body.WriteString(`{"Data":[`)
-				for i := range ids {
-					ids[i] = fmt.Sprintf("c%d-r%d-p%d", c, r, i)
-					if i > 0 {
-						body.WriteByte(',')
-					}
-					fmt.Fprintf(&body, `{"id":%q,"time":"2017-01-01T00:00:01Z","data":"payload %d"}`, ids[i], i)
-				}
-				body.WriteString(`]}`)
-				resp, err := client.Post("http://"+addr+"/", "application/json", strings.NewReader(body.String()))
+				ids, body := numberedBatch(c, r)
+				resp, err := client.Post("http://"+addr+"/", "application/json", strings.NewReader(body))
 				if err != nil {
 					postFails.Add(1) // the server is gone: expected after the kill
 					continue

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -23,4 +24,22 @@ func wantContains(t *testing.T, what, s string, want ...string) {
 			t.Errorf("%s = %q; want it to contain %q", what, s, w)
 		}
 	}
+}
+
+// numberedBatch is the reference-shaped body of request r of client c in
+// the load tests: 9 parcels whose ids, c<c>-r<r>-p<i>, say who sent them,
+// so that every acknowledged parcel can be looked for afterwards.
+func numberedBatch(c, r int) (ids []string, body string) {
+	ids = make([]string, 9)
+	var b strings.Builder
+	b.WriteString(`{"Data":[`)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("c%d-r%d-p%d", c, r, i)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":%q,"time":"2017-01-01T00:00:01Z","data":"payload %d"}`, ids[i], i)
+	}
+	b.WriteString(`]}`)
+	return ids, b.String()
 }

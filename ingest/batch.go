@@ -94,6 +94,10 @@ func ReleaseBatch(b *Batch) {
 	batchPool.Put(b)
 }
 
+// BodyWait is how long ReserveBody waited for the batch's body bytes: 0
+// when they were free at once.
+func (b *Batch) BodyWait() time.Duration { return b.bodyWaited }
+
 // giveBackBody keeps keep bytes of the body reservation, if there is one,
 // and gives the rest back.
 func (b *Batch) giveBackBody(keep int64) {

@@ -164,20 +164,32 @@ func routeOfUnparsed(h *fasthttp.RequestHeader) int {
 	return routeOf(h.RequestURI())
 }
 
-// shed counts err if it refused a request for want of capacity.
-func (m *serverMetrics) shed(err error) {
+// shed counts err if it refused a request for want of capacity, and
+// returns its reason (numShed for none).
+func (m *serverMetrics) shed(err error) int {
+	reason := shedReason(err)
+	if reason < numShed {
+		m.shedBy[reason].Add(1)
+	}
+	return reason
+}
+
+// shedReason is the shed reason of err, or numShed when err did not refuse
+// a request for want of capacity.
+func shedReason(err error) int {
 	var full *ingest.QueueFullError
 	var ns *ingest.NotStoredError
 	switch {
 	case errors.As(err, &full):
-		m.shedBy[shedQueueFull].Add(1)
+		return shedQueueFull
 	case errors.Is(err, errSinkUnavailable):
-		m.shedBy[shedSinkUnavailable].Add(1)
+		return shedSinkUnavailable
 	case errors.Is(err, ingest.ErrClosed), errors.Is(err, errShuttingDown):
-		m.shedBy[shedShuttingDown].Add(1)
+		return shedShuttingDown
 	case errors.As(err, &ns):
-		m.shedBy[shedNotStored].Add(1)
+		return shedNotStored
 	}
+	return numShed
 }
 
 // writeRequests writes fastingest_requests_total and

@@ -210,9 +210,9 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		ExpectHandler: s.expectContinue,
 		// The body is read by the handler, once the request is
 		// authorized and its bytes reserved (see ingest): until then
-		// a connection holds its read buffer and at most the first
-		// 8 KiB of the body that fasthttp reads ahead, whatever
-		// Content-Length says.
+		// a connection holds its read buffer and the one byte of the
+		// body fasthttp reads ahead (MaxRequestBodySize below),
+		// whatever Content-Length says.
 		StreamRequestBody: true,
 		Name:              "fastingest",
 		// With StreamRequestBody this is only how much of the body
@@ -411,9 +411,7 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, route int, err error) {
 	}
 	lingerOnClose(ctx.Conn())
 	s.countRefused(ctx.Response.StatusCode())
-	s.metrics.shed(err)
-	var full *ingest.QueueFullError
-	if errors.As(err, &full) {
+	if s.metrics.shed(err) == shedQueueFull {
 		s.lastShed.Store(time.Now().UnixNano())
 	}
 }
@@ -506,7 +504,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 		ingest.ReleaseBatch(b)
 		return err
 	}
-	s.renewReadDeadline(ctx)
+	s.renewReadDeadline(ctx, b)
 	if err := s.decodeBody(b, &ctx.Request, format); err != nil {
 		ingest.ReleaseBatch(b)
 		return err
@@ -533,9 +531,10 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) error {
 
 // renewReadDeadline gives the body READ_TIMEOUT from now when the request
 // waited for memory: READ_TIMEOUT bounds a slow client, and the wait was
-// the server's.
-func (s *Server) renewReadDeadline(ctx *fasthttp.RequestCtx) {
-	if time.Since(ctx.Time()) > time.Second {
+// the server's. The reservation measured its own wait, so the request path
+// reads no clock for this.
+func (s *Server) renewReadDeadline(ctx *fasthttp.RequestCtx, b *ingest.Batch) {
+	if b.BodyWait() > time.Second {
 		_ = ctx.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
 	}
 }
