@@ -149,7 +149,8 @@ func postLoad(client *fasthttp.Client, addr string, worker int, stop <-chan stru
 // and a stream of 3 replicas, shutting down the stream's leader in the
 // middle of the load loses no acknowledged parcel and stores none twice.
 func TestClusterSurvivesStreamLeaderLoss(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a leader election under the load of other tests can
+	// outlast the read-back below, which then finds no responders.
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
