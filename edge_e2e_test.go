@@ -139,6 +139,11 @@ func TestFileLimitLowersMaxConns(t *testing.T) {
 		refused.Go(func() {
 			c.SetReadDeadline(time.Now().Add(3 * time.Second))
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err == nil {
+				// Closing frees the refuser waiting for this client's
+				// end of the connection.
+				c.Close()
+			}
 			if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
 				mu.Lock()
 				answered++

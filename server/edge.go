@@ -293,9 +293,9 @@ func (e *edge) acceptFailed(err error, retry time.Duration) {
 }
 
 // refuse answers a connection past MAX_CONNS and closes it; on TLS it only
-// closes it. It never blocks the accept loop: the answer waits for the
-// request in one of a bounded number of goroutines, or, with all of them
-// busy, is written at once under a short deadline.
+// closes it. The answer waits for the request in one of a bounded number
+// of goroutines; with all of them busy past refuseRequestWait, it is
+// written at once under a short deadline.
 func (e *edge) refuse(c net.Conn, tls bool) {
 	e.refused.Add(1)
 	if ok, suppressed := e.refuseLog.Allow(); ok {
@@ -309,7 +309,19 @@ func (e *edge) refuse(c net.Conn, tls bool) {
 	select {
 	case e.drainers <- struct{}{}:
 		go e.refuseGently(c)
+		return
 	default:
+	}
+	// Every drainer is busy: wait a little for one rather than answer
+	// before the request, which a client may drop as a stale answer.
+	// Accepting pauses meanwhile, which costs nothing: every place is
+	// taken, and the kernel's backlog holds the next connections.
+	wait := time.NewTimer(refuseRequestWait)
+	defer wait.Stop()
+	select {
+	case e.drainers <- struct{}{}:
+		go e.refuseGently(c)
+	case <-wait.C:
 		_ = c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 		_, _ = c.Write(e.busy)
 		_ = c.Close()

@@ -383,9 +383,9 @@ func TestMaxConnsAnswersRealClients(t *testing.T) {
 	}
 }
 
-// TestMaxConnsAnswersWithoutDrainers: with every gentle refuser busy, a
-// connection past MAX_CONNS is still answered the JSON 503 at once, without
-// waiting for its request, and closed.
+// TestMaxConnsAnswersWithoutDrainers: with every gentle refuser busy for
+// longer than refuseRequestWait, a connection past MAX_CONNS is still
+// answered the JSON 503, without waiting for its request, and closed.
 func TestMaxConnsAnswersWithoutDrainers(t *testing.T) {
 	t.Parallel()
 	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 1}})
@@ -567,5 +567,38 @@ func TestLingeringCloseGoClient(t *testing.T) {
 			}
 			checkLingered(t, env, n, scheme == "http")
 		})
+	}
+}
+
+// TestMaxConnsWaitsForADrainer: a refuser freed while a connection past
+// MAX_CONNS waits for one answers it after its request, so that Go's
+// net/http reads the 503 rather than dropping it as an unsolicited answer
+// on an idle connection (seen in CI when a flood held every refuser).
+func TestMaxConnsWaitsForADrainer(t *testing.T) {
+	t.Parallel()
+	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 1}})
+	holdConns(t, env.addr, 1)
+	for range refuseDrainers {
+		env.srv.edge.drainers <- struct{}{}
+	}
+	t.Cleanup(func() {
+		for range refuseDrainers - 1 {
+			<-env.srv.edge.drainers
+		}
+	})
+	client := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	got := make(chan error, 1)
+	go func() {
+		resp, err := client.Get("http://" + env.addr + "/healthz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			checkBusy(t, "a refuser freed while waiting", resp, b)
+		}
+		got <- err
+	}()
+	<-env.srv.edge.drainers // one refuser comes free
+	if err := <-got; err != nil {
+		t.Fatalf("GET /healthz past MAX_CONNS, a refuser freed meanwhile: %v", err)
 	}
 }
