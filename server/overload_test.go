@@ -376,9 +376,10 @@ func TestMaxQueueBytes(t *testing.T) {
 	env := startTunedEnv(t, tunedOptions{
 		// ENQUEUE_TIMEOUT is long enough for the gzip request below to
 		// see every byte given back once the sink resumes, under the race
-		// detector on a loaded machine too.
+		// detector on a loaded machine too, and short enough that the
+		// refused request does not hold up the test suite.
 		ingest: ingest.Config{MaxQueue: 1000, MaxQueueBytes: maxBytes, MaxWorkers: 1,
-			Sink: &recordingSink{release: release}, EnqueueTimeout: 3 * time.Second},
+			Sink: &recordingSink{release: release}, EnqueueTimeout: 1500 * time.Millisecond},
 		server: Config{MaxBodyBytes: int(maxBytes)},
 	})
 	t.Cleanup(releaseOnce)
@@ -400,7 +401,7 @@ func TestMaxQueueBytes(t *testing.T) {
 		t.Fatalf("%d requests of %d bytes accepted under MAX_QUEUE_BYTES %d; want 2 to 4", accepted, len(body), maxBytes)
 	}
 	checkError(t, resp, fasthttp.StatusServiceUnavailable,
-		"no room for a body of "+strconv.Itoa(len(body))+" bytes", "MAX_QUEUE_BYTES", "within 3s", "nothing of the request was queued")
+		"no room for a body of "+strconv.Itoa(len(body))+" bytes", "MAX_QUEUE_BYTES", "within 1.5s", "nothing of the request was queued")
 	checkHeader(t, resp, fasthttp.HeaderRetryAfter, "1")
 	if got, want := env.disp.Stats().Accepted, uint64(100*accepted); got != want {
 		t.Errorf("dispatcher accepted %d parcels; want %d, none of the refused request", got, want)

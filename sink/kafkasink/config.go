@@ -66,6 +66,12 @@ type Config struct {
 	// topic exists and every partition has a leader, which is what
 	// Healthy reports; 0 means DefaultCheckInterval.
 	CheckInterval time.Duration
+	// CheckTimeout bounds one check: a metadata request, and the creation
+	// of the topic when it is missing and may be created. franz-go
+	// retries a request on another broker meanwhile, so one broker down
+	// does not fail a check; the whole cluster unreachable does, within
+	// this time. 0 means DefaultCheckTimeout.
+	CheckTimeout time.Duration
 	// Logger receives connection, topic and produce problems, each kind
 	// at most once per interval. Nil discards everything.
 	Logger *slog.Logger
@@ -86,6 +92,7 @@ const (
 	// payload: seconds of a broker's failover at full speed.
 	DefaultMaxBuffered   = 64 << 20
 	DefaultCheckInterval = time.Second
+	DefaultCheckTimeout  = 3 * time.Second
 
 	// MaxLinger bounds Linger: a longer wait only adds latency.
 	MaxLinger = time.Minute
@@ -162,6 +169,9 @@ func (cfg *Config) validate() ([]string, error) {
 	}
 	if cfg.CheckInterval < 0 {
 		return nil, fmt.Errorf("kafkasink: CheckInterval must not be negative, got %v", cfg.CheckInterval)
+	}
+	if cfg.CheckTimeout < 0 {
+		return nil, fmt.Errorf("kafkasink: CheckTimeout must not be negative, got %v", cfg.CheckTimeout)
 	}
 	return splitBrokers(cfg.Brokers), nil
 }

@@ -12,12 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// checkTimeout bounds one check: a metadata request, and the creation of
-// the topic when it is missing and may be created. franz-go retries a
-// request on another broker meanwhile, so one broker down does not fail a
-// check; the whole cluster unreachable does, within this time.
-const checkTimeout = 3 * time.Second
-
 // errTopicMissing is wrapped by checkTopic when the cluster does not know
 // the topic.
 var errTopicMissing = errors.New("the topic does not exist")
@@ -52,9 +46,9 @@ func (s *Sink) checkNow() {
 
 // check asks the cluster whether the topic is usable, creates it if it is
 // missing and may be created, and records the answer for Healthy. ctx
-// bounds it, and checkTimeout too.
+// bounds it, and CheckTimeout too.
 func (s *Sink) check(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
 	defer cancel()
 	err := s.checkTopic(ctx)
 	if errors.Is(err, errTopicMissing) && s.cfg.CreateTopic {

@@ -57,6 +57,9 @@ func TestSASL(t *testing.T) {
 			}
 
 			cfg.SASLPassword = "wrong-" + tc.password
+			// kfake answers a wrong password by closing the connection,
+			// so the check fails only when it times out.
+			cfg.CheckTimeout = 300 * time.Millisecond
 			bad := newSink(t, cfg)
 			err := bad.Healthy()
 			if err == nil {
