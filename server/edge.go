@@ -55,8 +55,10 @@ const (
 	// refuseWriteTimeout bounds writing the 503 on the accept loop when
 	// no drainer is free. A new connection's empty send buffer takes the
 	// 300 bytes at once: the deadline only makes sure a stalled write
-	// cannot hold up accepting.
-	refuseWriteTimeout = 10 * time.Millisecond
+	// cannot hold up accepting for long. It must outlast a scheduling
+	// delay between setting it and writing, which on a loaded host (CI
+	// with the race detector) exceeded 10 ms and lost the answer.
+	refuseWriteTimeout = 250 * time.Millisecond
 
 	// ConnsBeyondMax is how many connections past MAX_CONNS the server
 	// may hold open at once: those being refused gently. Each is a file
