@@ -111,7 +111,7 @@ func start(cfg config, log *slog.Logger, stderr io.Writer) (*app, int) {
 		registry.RegisterMetricsWriter(m.WriteMetrics)
 	}
 	dispatcher, err := ingest.New(ingest.Config{
-		MaxQueue: cfg.MaxQueue, MaxQueueBytes: cfg.MaxQueueBytes, MaxWorkers: cfg.MaxWorkers, Sink: store,
+		MaxQueue: cfg.MaxQueue, MaxQueueBytes: cfg.MaxQueueBytes, MaxWorkers: cfg.MaxWorkers, Shards: cfg.Shards, Sink: store,
 		EnqueueTimeout: cfg.EnqueueTimeout, Metrics: registry, Logger: log,
 	})
 	if err != nil {
@@ -154,7 +154,7 @@ func start(cfg config, log *slog.Logger, stderr io.Writer) (*app, int) {
 	go func() { a.serveErr <- srv.Serve(ln) }()
 	// The memory bound is that of the MAX_CONNS Fit left, the one served.
 	attrs := []any{"listen", ln.Addr().String(), "version", build.Version, "nofile", files.NoFile,
-		"memory_bound", formatMiB(cfg.memoryBound().Total())}
+		"memory_bound", formatMiB(cfg.memoryBound().Total()), "shards", dispatcher.Stats().Shards}
 	attrs = append(attrs, cfg.logAttrs()...)
 	if d, ok := store.(startupDescriber); ok {
 		attrs = append(attrs, d.StartupAttrs()...)

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fastingest/fastingest/ingest"
 )
 
 var (
@@ -340,6 +342,40 @@ func TestServeAndDrainReferencePayload(t *testing.T) {
 	}
 	wantContains(t, "last log line", lastLine(t, log),
 		`msg="shutdown complete"`, "accepted=9 completed=9", "failed=0", "not_completed=0", "requests_accepted=1")
+}
+
+// TestShardsServeAndDrain: SHARDS=3 shows in the startup line, serves
+// requests spread over the shards, drains every shard at SIGTERM, and
+// accounts for every parcel; SHARDS=0 on this host shows the shards it
+// chose.
+func TestShardsServeAndDrain(t *testing.T) {
+	p := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "10s", "SHARDS": "3", "SINK": "sim"})
+	client := newClient(t)
+	addr := p.waitReady(client)
+	for range 12 {
+		postReference(t, client, addr)
+	}
+	code, log := p.stop()
+	if code != 0 {
+		t.Errorf("exit code = %d; want 0", code)
+	}
+	for _, line := range log {
+		if strings.Contains(line, `msg="fastingest listening"`) && logValue(line, "shards") != "3" {
+			t.Errorf("startup line shards=%q; want 3: %s", logValue(line, "shards"), line)
+		}
+	}
+	wantContains(t, "last log line", lastLine(t, log),
+		`msg="shutdown complete"`, "accepted=108 completed=108", "failed=0", "not_completed=0", "requests_accepted=12")
+
+	auto := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0"})
+	auto.waitReady(client)
+	_, log = auto.stop()
+	want := strconv.Itoa(min(ingest.DefaultShards(), ingest.DefaultMaxWorkers))
+	for _, line := range log {
+		if strings.Contains(line, `msg="fastingest listening"`) && logValue(line, "shards") != want {
+			t.Errorf("startup line with SHARDS=0: shards=%q; want %s: %s", logValue(line, "shards"), want, line)
+		}
+	}
 }
 
 func TestDebugLogTracesEveryParcel(t *testing.T) {

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func benchmarkDispatcher(b *testing.B, sink Sink) {
 		if err := d.Submit(now, NewBatch(parcels)); err != nil {
 			b.Fatal(err)
 		}
-		for len(d.queue) > 0 { // as BenchmarkHandoffFloor does
+		for d.queued() > 0 { // as BenchmarkHandoffFloor does
 			runtime.Gosched()
 		}
 	}
@@ -191,26 +192,31 @@ func benchmarkHandoff(b *testing.B, quitSelect bool) {
 // hands runs to 100 workers, and a sink that takes runs does nothing. The
 // figure per op is the dispatcher's cost per request when it is the
 // bottleneck; 1e9 / ns/op is the most requests per second one dispatcher
-// can feed, to divide by one core's request rate.
+// can feed, to divide by one core's request rate. shards=2 runs two
+// dispatchers (SHARDS=2), for the contention they take off each other.
 func BenchmarkDispatcherParallel(b *testing.B) {
-	d, err := New(Config{MaxQueue: 10000, MaxWorkers: 100, Sink: discardRunSink{}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	d.Start()
 	parcels, err := Decode(referencePayload())
 	if err != nil {
 		b.Fatal(err)
 	}
-	now := time.Now()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := d.Submit(now, NewBatch(parcels)); err != nil {
-				b.Error(err)
-				return
+	for _, shards := range []int{1, 2} {
+		b.Run("shards="+strconv.Itoa(shards), func(b *testing.B) {
+			d, err := New(Config{MaxQueue: 10000, MaxWorkers: 100, Sink: discardRunSink{}, Shards: shards})
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-	})
-	shutdown(b, d)
+			d.Start()
+			now := time.Now()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := d.Submit(now, NewBatch(parcels)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			shutdown(b, d)
+		})
+	}
 }

@@ -43,7 +43,8 @@ func (e *QueueFullError) Error() string {
 // forever.
 type TooLargeError struct {
 	Parcels  int
-	MaxQueue int
+	MaxQueue int // the most parcels a request may have: a shard's share of MaxQueue
+	Shards   int // how many shards share MaxQueue
 	Bytes    int
 	MaxBytes int64
 }
@@ -67,6 +68,10 @@ type Config struct {
 	MaxQueueBytes int64
 	// MaxWorkers is the number of workers (MAX_WORKERS).
 	MaxWorkers int
+	// Shards splits the queue, its dispatcher and the workers into that
+	// many shards (SHARDS), MaxQueue and MaxWorkers shared out evenly: a
+	// request's tasks all go to one shard. 0 means DefaultShards.
+	Shards int
 	// Sink stores the tasks.
 	Sink Sink
 	// EnqueueTimeout is the longest a request waits for queue room,
@@ -94,14 +99,15 @@ type Config struct {
 // (backpressure reaches the HTTP clients), and the number of pending tasks is
 // bounded by MaxQueue + MaxWorkers instead of growing as a pile of goroutines.
 type Dispatcher struct {
-	queue    chan Task     // the global task queue, cap MaxQueue
-	room     *room         // its free places, reserved a whole request at a time
+	shards   []*shard      // the queues, each with its dispatcher loop and workers; usually one
+	next     atomic.Uint32 // the shard the next request tries first, modulo len(shards)
+	queueCap int           // MaxQueue: the shards' capacities together
+	shardCap int           // the smallest shard's capacity: the most parcels a request may have
+	workerN  int           // MaxWorkers: the shards' workers together
 	bodyRoom *room         // free body bytes (MaxQueueBytes); nil: no limit
 	maxBytes int64         // MaxQueueBytes
 	timeout  time.Duration // EnqueueTimeout
-	pool     chan *worker  // ready workers, cap MaxWorkers
 	maxRun   int           // most tasks handed to a worker at once: the sink's MaxRun, else 1
-	workers  []*worker
 	sink     Sink
 	deferred DeferredSink // sink, when it finishes tasks itself; else nil
 	log      *slog.Logger
@@ -123,10 +129,9 @@ type Dispatcher struct {
 
 	startOnce    sync.Once
 	closeOnce    sync.Once
-	sinkClose    sync.Once // closes the deferred sink
-	sinkCloseErr error     // set by sinkClose
-	workersWG    sync.WaitGroup
-	done         chan struct{} // closed when the dispatcher and all workers have exited
+	sinkClose    sync.Once     // closes the deferred sink
+	sinkCloseErr error         // set by sinkClose
+	done         chan struct{} // closed when every shard's loop and workers have exited
 
 	queueWait   *histogram.Histogram // how long each request waited for room
 	sinkLatency *histogram.Histogram // Store to finish, sampled
@@ -159,16 +164,25 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err := ValidateEnqueueTimeout(cfg.EnqueueTimeout); err != nil {
 		return nil, fmt.Errorf("ingest: EnqueueTimeout %v: %w", cfg.EnqueueTimeout, err)
 	}
+	// Shards chosen for the host never outnumber the places or workers
+	// they share out; shards asked for must fit.
+	shards := min(DefaultShards(), cfg.MaxQueue, cfg.MaxWorkers)
+	if cfg.Shards != 0 {
+		shards = cfg.Shards
+	}
+	if err := ValidateShards(shards, cfg.MaxQueue, cfg.MaxWorkers); err != nil {
+		return nil, fmt.Errorf("ingest: Shards %d: %w", shards, err)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Dispatcher{
-		queue:      make(chan Task, cfg.MaxQueue),
-		room:       newRoom(cfg.MaxQueue),
+		queueCap:   cfg.MaxQueue,
+		shardCap:   cfg.MaxQueue / shards,
+		workerN:    cfg.MaxWorkers,
 		maxBytes:   cfg.MaxQueueBytes,
 		timeout:    cfg.EnqueueTimeout,
-		pool:       make(chan *worker, cfg.MaxWorkers),
 		maxRun:     1,
 		sink:       cfg.Sink,
 		log:        log,
@@ -187,107 +201,44 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	d.registerMetrics(cfg.Metrics)
 	d.storeCtx, d.cancelStore = context.WithCancel(context.Background())
-	d.workers = make([]*worker, cfg.MaxWorkers)
-	for i := range d.workers {
-		d.workers[i] = newWorker(i+1, d.pool, d, d.workersWG.Done)
+	// Shares as even as they come: the first shards take one more of
+	// what does not divide. Worker ids run on across shards.
+	firstID := 1
+	for i := range shards {
+		places := share(cfg.MaxQueue, shards, i)
+		workers := share(cfg.MaxWorkers, shards, i)
+		d.shards = append(d.shards, newShard(d, places, workers, firstID))
+		firstID += workers
 	}
 	return d, nil
 }
 
-// Start starts the workers and the dispatcher loop. Calling it again does
-// nothing.
+// share is shard i's part of total split among n shards.
+func share(total, n, i int) int {
+	part := total / n
+	if i < total%n {
+		part++
+	}
+	return part
+}
+
+// Start starts every shard's workers and dispatcher loop. Calling it
+// again does nothing.
 func (d *Dispatcher) Start() {
 	d.startOnce.Do(func() {
-		d.workersWG.Add(len(d.workers))
-		for _, w := range d.workers {
-			w.start()
+		// A goroutine per shard: the last shard's loop runs in the one
+		// that closes done once every shard has stopped.
+		var running sync.WaitGroup
+		last := len(d.shards) - 1
+		for _, sh := range d.shards[:last] {
+			running.Go(sh.start)
 		}
-		go d.run()
+		go func() {
+			d.shards[last].start()
+			running.Wait()
+			close(d.done)
+		}()
 	})
-}
-
-// run hands tasks from the global queue to ready workers until the queue is
-// closed and empty, then stops the workers and waits for them.
-//
-// Workers announce themselves on the pool channel, which is first in, first
-// out: taken straight from it, every task would go to the worker idle the
-// longest, whose stack has gone cold in the CPU caches. run moves the offers
-// into a stack instead and hands each task to the most recently ready
-// worker: less CPU per request and more requests per second, measured with
-// wrk (figures: benchmarks/RESULTS.md, "Figures the code cites").
-func (d *Dispatcher) run() {
-	defer close(d.done)
-	ready := make([]*worker, 0, cap(d.pool)) // ready workers, newest last
-	var freed int64                          // queue places taken off and not yet given back
-	for {
-		ready = d.collectReady(ready)
-		if len(ready) == 0 {
-			d.room.release(freed) // before blocking: nobody waits on places we hold
-			freed = 0
-			// Take a ready worker before a task, so that a task is
-			// never held outside the queue waiting for someone to run it.
-			ready = append(ready, <-d.pool)
-		}
-		t, ok := <-d.queue
-		if !ok {
-			break
-		}
-		w := ready[len(ready)-1]
-		ready = ready[:len(ready)-1]
-		// The worker's own buffer, grown here on its first runs and
-		// kept: the worker does not touch it until it is sent.
-		w.run = d.fillRun(append(w.run[:0], t))
-		run := w.run
-		// Places are given back in batches, not one atomic operation
-		// per task: at the latest when the queue is empty, before the
-		// next receive could block.
-		if freed += int64(len(run)); freed >= 16 || len(d.queue) == 0 {
-			d.room.release(freed)
-			freed = 0
-		}
-		// Counted here, once per run, rather than by the worker on
-		// entry and exit: one atomic operation instead of two per task.
-		d.dispatched.Add(uint64(len(run)))
-		w.runs <- run
-	}
-	// The queue is closed and empty: nothing more will be sent to any
-	// worker, so each may be told to quit.
-	for _, w := range d.workers {
-		w.quit()
-	}
-	d.workersWG.Wait()
-}
-
-// fillRun appends to run the tasks already queued, up to maxRun, without
-// waiting for more: a run is what the queue holds when a worker is ready,
-// so that under light load a task waits for no other, and under heavy load
-// one hand-off moves many. A request's parcels may so go to one worker or
-// to several, in order within each run.
-func (d *Dispatcher) fillRun(run []Task) []Task {
-	for len(run) < d.maxRun {
-		select {
-		case t, ok := <-d.queue:
-			if !ok {
-				return run // closed: the next receive in run ends the loop
-			}
-			run = append(run, t)
-		default:
-			return run
-		}
-	}
-	return run
-}
-
-// collectReady appends every offer waiting in the pool, without blocking.
-func (d *Dispatcher) collectReady(ready []*worker) []*worker {
-	for {
-		select {
-		case w := <-d.pool:
-			ready = append(ready, w)
-		default:
-			return ready
-		}
-	}
 }
 
 // ReserveBody reserves n bytes of MaxQueueBytes for the body that b is about
@@ -411,12 +362,13 @@ func (d *Dispatcher) submit(received time.Time, b *Batch, wait bool) error {
 		ReleaseBatch(b)
 		return nil
 	}
-	if n > cap(d.queue) {
-		return &TooLargeError{Parcels: n, MaxQueue: cap(d.queue)}
+	if n > d.shardCap {
+		return &TooLargeError{Parcels: n, MaxQueue: d.shardCap, Shards: len(d.shards)}
 	}
 	// Room for every task first, so that a request that gives up
 	// waiting has queued nothing; the sends below then never block.
-	if err := d.reserve(n, b.bodyWaited); err != nil {
+	sh, err := d.reserve(n, b.bodyWaited)
+	if err != nil {
 		return err
 	}
 	b.owner = d
@@ -435,18 +387,28 @@ func (d *Dispatcher) submit(received time.Time, b *Batch, wait bool) error {
 		seq++
 		// &b.Parcels[i], not the address of a range variable: each task
 		// refers to a distinct parcel.
-		d.queue <- Task{Received: received, Parcel: &b.Parcels[i], Seq: seq, batch: b}
+		sh.queue <- Task{Received: received, Parcel: &b.Parcels[i], Seq: seq, batch: b}
 	}
 	return nil
 }
 
-// reserve takes room in the queue for n tasks, recording how long the
-// request waited, bodyWaited for its body bytes included: it waits for
-// places only what is left of EnqueueTimeout after that.
-func (d *Dispatcher) reserve(n int, bodyWaited time.Duration) error {
-	if d.room.tryReserve(int64(n)) {
-		d.queueWait.Observe(bodyWaited)
-		return nil
+// reserve takes room for n tasks in one shard's queue, and returns that
+// shard, recording how long the request waited, bodyWaited for its body
+// bytes included: it waits for places only what is left of EnqueueTimeout
+// after that. Requests take the shards in turn; one that finds its turn's
+// shard full takes the first other with room, and waits for its turn's
+// shard only when every shard is full.
+func (d *Dispatcher) reserve(n int, bodyWaited time.Duration) (*shard, error) {
+	first := 0
+	if len(d.shards) > 1 {
+		first = int(d.next.Add(1) % uint32(len(d.shards)))
+	}
+	for i := range d.shards {
+		sh := d.shards[(first+i)%len(d.shards)]
+		if sh.room.tryReserve(int64(n)) {
+			d.queueWait.Observe(bodyWaited)
+			return sh, nil
+		}
 	}
 	timeout := d.timeout
 	if timeout > 0 {
@@ -454,16 +416,17 @@ func (d *Dispatcher) reserve(n int, bodyWaited time.Duration) error {
 		// time still gets places that are free.
 		timeout = max(timeout-bodyWaited, time.Millisecond)
 	}
-	waited, err := d.wait(d.room, int64(n), timeout)
+	sh := d.shards[first]
+	waited, err := d.wait(sh.room, int64(n), timeout)
 	d.queueWait.Observe(bodyWaited + waited)
 	d.noteWait(bodyWaited + waited)
 	if err == ErrClosed {
-		return err
+		return nil, err
 	}
 	if err != nil {
-		return &QueueFullError{Parcels: n, Timeout: d.timeout}
+		return nil, &QueueFullError{Parcels: n, Timeout: d.timeout}
 	}
-	return nil
+	return sh, nil
 }
 
 // wait takes n units of r, waiting at most timeout (0: as long as it
@@ -530,7 +493,10 @@ const defaultRecentWaitWindow = 5 * time.Second
 // bound.
 func (d *Dispatcher) RecentQueueWait() time.Duration {
 	now := time.Now()
-	longest := d.room.longestWait(now)
+	var longest time.Duration
+	for _, sh := range d.shards {
+		longest = max(longest, sh.room.longestWait(now))
+	}
 	if d.bodyRoom != nil {
 		longest = max(longest, d.bodyRoom.longestWait(now))
 	}
@@ -582,7 +548,9 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 			d.gate.Lock()
 			d.closed = true
 			d.gate.Unlock()
-			close(d.queue)
+			for _, sh := range d.shards {
+				close(sh.queue)
+			}
 		}()
 	})
 	if !d.waitDrained(ctx) {
@@ -658,10 +626,11 @@ type Stats struct {
 	Accepted    uint64 // parcels of submitted batches, queued or waiting to be, since start
 	Completed   uint64 // parcels the sink stored
 	Failed      uint64 // parcels the sink refused or panicked on
-	Queued      int    // tasks waiting in the global queue
+	Queued      int    // tasks waiting in the global queue, every shard's
 	QueueCap    int    // MaxQueue
 	BusyWorkers int    // workers given a task they have not finished
 	Workers     int    // MaxWorkers
+	Shards      int    // queues, each with its dispatcher and workers
 }
 
 // busyWorkers counts the workers given a task that are still on it: until
@@ -678,7 +647,7 @@ func (d *Dispatcher) busyWorkers(completed, failed uint64) int {
 	// The counters are read one after the other while tasks move: tasks
 	// handed over after completed was read make the difference overshoot.
 	// No more workers than exist can be busy.
-	return int(min(max(busy, 0), int64(len(d.workers))))
+	return int(min(max(busy, 0), int64(d.workerN)))
 }
 
 // InFlight is the number of accepted parcels not yet completed or failed.
@@ -693,9 +662,19 @@ func (d *Dispatcher) Stats() Stats {
 		Completed:   completed,
 		Failed:      failed,
 		Accepted:    d.accepted.Load(),
-		Queued:      len(d.queue),
-		QueueCap:    cap(d.queue),
+		Queued:      d.queued(),
+		QueueCap:    d.queueCap,
 		BusyWorkers: d.busyWorkers(completed, failed),
-		Workers:     len(d.workers),
+		Workers:     d.workerN,
+		Shards:      len(d.shards),
 	}
+}
+
+// queued counts the tasks waiting in every shard's queue.
+func (d *Dispatcher) queued() int {
+	n := 0
+	for _, sh := range d.shards {
+		n += len(sh.queue)
+	}
+	return n
 }

@@ -62,7 +62,7 @@ func (s *gatedSink) Store(ctx context.Context, _ Task) error {
 
 func newDispatcher(t *testing.T, queue, workers int, sink Sink) *Dispatcher {
 	t.Helper()
-	d, err := New(Config{MaxQueue: queue, MaxWorkers: workers, Sink: sink})
+	d, err := New(Config{MaxQueue: queue, MaxWorkers: workers, Sink: sink, Shards: 1})
 	if err != nil {
 		t.Fatalf("New() error = %v", err)
 	}
@@ -106,6 +106,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{MaxQueue: 1, MaxWorkers: 0, Sink: &recordingSink{}},
 		{MaxQueue: 1, MaxWorkers: -1, Sink: &recordingSink{}},
 		{MaxQueue: 1, MaxWorkers: 1},
+		{MaxQueue: 1, MaxWorkers: 1, Sink: &recordingSink{}, Shards: -1},
+		{MaxQueue: 1, MaxWorkers: 2, Sink: &recordingSink{}, Shards: 2},
+		{MaxQueue: 2, MaxWorkers: 1, Sink: &recordingSink{}, Shards: 2},
+		{MaxQueue: 1000, MaxWorkers: 1000, Sink: &recordingSink{}, Shards: MaxShards + 1},
 	}
 	for _, cfg := range tests {
 		if _, err := New(cfg); err == nil {

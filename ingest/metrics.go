@@ -60,7 +60,10 @@ func (d *Dispatcher) registerMetrics(set *metrics.Set) {
 		gauge("fastingest_parcels_in_flight", "Accepted parcels neither completed nor failed: accepted - completed - failed in this scrape.", st.InFlight())
 		gauge("fastingest_queue_length", "Tasks waiting in the global queue.", uint64(st.Queued))
 		gauge("fastingest_queue_capacity", "Capacity of the global queue (MAX_QUEUE).", uint64(st.QueueCap))
-		waiting := int64(d.room.waiters.Load())
+		var waiting int64
+		for _, sh := range d.shards {
+			waiting += int64(sh.room.waiters.Load())
+		}
 		if d.bodyRoom != nil {
 			waiting += int64(d.bodyRoom.waiters.Load())
 		}

@@ -95,7 +95,7 @@ func TestRunFailuresAndPanics(t *testing.T) {
 	if err := d.Submit(time.Now(), NewBatch([]Parcel{{ID: "ok0"}})); err != nil {
 		t.Fatal(err) // holds the worker at the gate
 	}
-	waitFor(t, "the first run taken", func() bool { return len(d.queue) == 0 })
+	waitFor(t, "the first run taken", func() bool { return d.queued() == 0 })
 	// One run: ok1, bad1, ok2, panic1, ok3: bad1 fails, and the panic
 	// fails the other four.
 	if err := d.Submit(time.Now(), NewBatch([]Parcel{{ID: "ok1"}, {ID: "bad1"}, {ID: "ok2"}, {ID: "panic1"}, {ID: "ok3"}})); err != nil {
@@ -119,10 +119,19 @@ func TestPlainSinkGetsOneTaskAtATime(t *testing.T) {
 	if d.maxRun != 1 {
 		t.Errorf("maxRun = %d for a plain sink; want 1", d.maxRun)
 	}
-	for _, w := range d.workers {
+	for _, w := range allWorkers(d) {
 		if cap(w.run) > 1 || w.runSink != nil {
 			t.Errorf("worker %d: run buffer of %d, runSink %v; want at most 1 and nil", w.id, cap(w.run), w.runSink)
 		}
 	}
 	shutdown(t, d)
+}
+
+// allWorkers lists the workers of every shard of d.
+func allWorkers(d *Dispatcher) []*worker {
+	var all []*worker
+	for _, sh := range d.shards {
+		all = append(all, sh.workers...)
+	}
+	return all
 }

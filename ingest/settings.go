@@ -61,3 +61,22 @@ func ValidateEnqueueTimeout(d time.Duration) error {
 	}
 	return nil
 }
+
+// MaxShards bounds Shards: a shard is a dispatcher loop, and one feeds
+// about eight CPUs.
+const MaxShards = 256
+
+// ValidateShards checks a number of shards (SHARDS) against the queue's
+// capacity and the workers it shares out: every shard needs a place and a
+// worker.
+func ValidateShards(shards, maxQueue, maxWorkers int) error {
+	switch {
+	case shards < 1 || shards > MaxShards:
+		return fmt.Errorf("want an integer from 1 to %d", MaxShards)
+	case shards > maxQueue:
+		return fmt.Errorf("more shards than MAX_QUEUE places (%d)", maxQueue)
+	case shards > maxWorkers:
+		return fmt.Errorf("more shards than MAX_WORKERS workers (%d)", maxWorkers)
+	}
+	return nil
+}

@@ -70,9 +70,13 @@ func statusOf(err error) (int, *httpError) {
 			msg: "the body's " + strconv.Itoa(large.Bytes) + " bytes are more than the queue can ever hold (MAX_QUEUE_BYTES " +
 				strconv.FormatInt(large.MaxBytes, 10) + "); send smaller batches"}
 	case errors.As(err, &large):
+		limit := "MAX_QUEUE " + strconv.Itoa(large.MaxQueue)
+		if large.Shards > 1 {
+			limit = "MAX_QUEUE / SHARDS: " + strconv.Itoa(large.MaxQueue)
+		}
 		return fasthttp.StatusRequestEntityTooLarge, &httpError{
-			msg: "the request has " + strconv.Itoa(large.Parcels) + " parcels, more than the queue can ever hold (MAX_QUEUE " +
-				strconv.Itoa(large.MaxQueue) + "); send smaller batches"}
+			msg: "the request has " + strconv.Itoa(large.Parcels) + " parcels, more than the queue can ever hold (" +
+				limit + "); send smaller batches"}
 	case errors.As(err, &ns):
 		return fasthttp.StatusServiceUnavailable, &httpError{
 			msg: ns.Error() + " (ACK=persisted); retry the request: its parcels may then be stored twice, never lost"}

@@ -109,6 +109,30 @@ func TestEnqueueTimeout(t *testing.T) {
 	waitFor(t, "27 parcels stored", func() bool { return env.sink.count() == 27 })
 }
 
+// TestMoreParcelsThanShard: with SHARDS, a request's parcels all go to one
+// shard, so one with more than a shard's share of MAX_QUEUE gets 413 naming
+// MAX_QUEUE / SHARDS, while one of exactly that share is taken, and the
+// metrics add the shards up.
+func TestMoreParcelsThanShard(t *testing.T) {
+	t.Parallel()
+	env := startTunedEnv(t, tunedOptions{ingest: ingest.Config{MaxQueue: 20, MaxWorkers: 4, Shards: 2}})
+	resp := env.do(t, request{ctype: "application/json", body: parcelsJSON(numberedParcels("big", 11)...)})
+	checkError(t, resp, fasthttp.StatusRequestEntityTooLarge, "11 parcels", "MAX_QUEUE / SHARDS: 10", "smaller batches")
+	for range 4 { // each shard in turn, twice
+		checkAccepted(t, env.do(t, request{ctype: "application/json", body: parcelsJSON(numberedParcels("fit", 10)...)}), `{"accepted":10}`)
+	}
+	m := env.scrape(t)
+	if got := m.get(t, "fastingest_queue_capacity"); got != 20 {
+		t.Errorf("fastingest_queue_capacity = %v; want MAX_QUEUE, 20, for both shards", got)
+	}
+	if got := m.get(t, "fastingest_workers"); got != 4 {
+		t.Errorf("fastingest_workers = %v; want MAX_WORKERS, 4", got)
+	}
+	if got := m.get(t, "fastingest_parcels_accepted_total"); got != 40 {
+		t.Errorf("fastingest_parcels_accepted_total = %v; want 40", got)
+	}
+}
+
 // TestMoreParcelsThanQueue: a request with more parcels than MAX_QUEUE can
 // never fit; it is answered 413 naming MAX_QUEUE at once, without waiting
 // for room (ENQUEUE_TIMEOUT is 0 here: a wait would never end) and without

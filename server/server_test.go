@@ -664,7 +664,7 @@ func TestReferencePayloadReachesSink(t *testing.T) {
 	if !slices.Equal(got, refParcels) {
 		t.Errorf("stored parcels:\ngot  %+v\nwant %+v", got, refParcels)
 	}
-	if got, want := env.disp.Stats(), (ingest.Stats{Accepted: 9, Completed: 9, QueueCap: 64, Workers: 4}); got != want {
+	if got, want := env.disp.Stats(), (ingest.Stats{Accepted: 9, Completed: 9, QueueCap: 64, Workers: 4, Shards: min(ingest.DefaultShards(), 4)}); got != want {
 		t.Errorf("dispatcher Stats: got %+v, want %+v", got, want)
 	}
 }
