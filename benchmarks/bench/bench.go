@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -119,6 +120,9 @@ func newBench(cfg config, root string) (*bench, error) {
 	}
 	b.hz = clockTicks()
 	b.pin = machinePinning()
+	if cfg.unpinned {
+		b.pin = unpinnedPlan(runtime.NumCPU())
+	}
 	b.res.pinning, b.res.natsPinning = b.pin.text, b.pin.natsText
 	return b, nil
 }

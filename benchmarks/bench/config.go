@@ -66,7 +66,10 @@ SINKS (default "null file-enqueued file-persisted file+s3-enqueued
   moto's S3 server),
 SINK_RETAIN_MIB (default 512: a file run's RETAIN_BYTES, a nats run's
   stream max_bytes and a kafka run's topic retention.bytes, in MiB, so
-  that a long run cannot fill the disk or kfake's memory).
+  that a long run cannot fill the disk or kfake's memory),
+PIN (default on; off: servers on every CPU with GOMAXPROCS unset,
+  sharing them with the load generators, for context beside the
+  pinned figures).
 `
 
 // config is what the command line and the environment ask for.
@@ -89,6 +92,10 @@ type config struct {
 	simLatency    string
 	sinks         []string // the sink runs, in order
 	sinkRetainMiB int
+	// unpinned (PIN=off) lets the servers use every CPU (GOMAXPROCS
+	// unset), shared with the load generators, for context beside the
+	// pinned figures.
+	unpinned bool
 }
 
 // natsRuns returns how many of the sink runs need nats-server.
@@ -184,6 +191,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("%s wants a positive integer, not '%s'", v.name, s)
 		}
 		*v.dst = n
+	}
+	switch getenv("PIN") {
+	case "", "on":
+	case "off":
+		c.unpinned = true
+	default:
+		return c, fmt.Errorf("PIN wants on or off, not '%s'", getenv("PIN"))
 	}
 	if c.sinkRetainMiB < 4 {
 		return c, errors.New("SINK_RETAIN_MIB must be at least 4 (a file run's segments are a quarter of it)")

@@ -135,3 +135,13 @@ func loadAverage() (string, float64) {
 	}
 	return strings.Join(f[:3], " "), one
 }
+
+// unpinnedPlan runs every process on every CPU (PIN=off): each server with
+// Go's default GOMAXPROCS, one per CPU, sharing them with the load
+// generators and nats-server.
+func unpinnedPlan(ncpu int) pinning {
+	return pinning{
+		text:     fmt.Sprintf("NOT pinned (PIN=off): each server on all %d CPUs (GOMAXPROCS=%d), shared with the load generators", ncpu, ncpu),
+		natsText: "nats-server NOT pinned (PIN=off)",
+	}
+}
