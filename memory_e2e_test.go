@@ -25,7 +25,12 @@ const (
 	// here), its request context and the goroutine serving it. Measured
 	// on linux/amd64, Go 1.26: see the test's log line.
 	idleBodyPerConn     = 16 << 10
-	idleBodyPerConnRace = 64 << 10 // the race detector's shadow memory
+	// Under the race detector each goroutine also carries the
+	// detector's own state and shadow memory: 68 to 82 KiB per
+	// connection measured, depending on how much of the baseline the
+	// detector had already touched. The 16 KiB bound above is the
+	// assertion that matters; this one only keeps the race run honest.
+	idleBodyPerConnRace = 96 << 10
 	idleBodySlack       = 16 << 20
 )
 
