@@ -24,7 +24,7 @@ const (
 	// Per connection: fasthttp's read buffer (MAX_HEADER_BYTES, 8 KiB
 	// here), its request context and the goroutine serving it. Measured
 	// on linux/amd64, Go 1.26: see the test's log line.
-	idleBodyPerConn     = 16 << 10
+	idleBodyPerConn = 16 << 10
 	// Under the race detector each goroutine also carries the
 	// detector's own state and shadow memory: 68 to 82 KiB per
 	// connection measured, depending on how much of the baseline the
