@@ -74,6 +74,12 @@ type Sink struct {
 	js     jetstream.JetStream
 	prefix string // first part of every Nats-Msg-Id: random, one per Sink
 
+	// inbox is the prefix of every publish's reply subject, ending in a
+	// dot; acks holds the publishes awaiting their acknowledgement there.
+	inbox  string
+	acks   pendingAcks
+	ackSub *nats.Subscription
+
 	// slots holds a token per parcel the sink holds (cap MaxPending):
 	// Store blocks on it. inflight and retries have the same capacity,
 	// so sending an entry to either never blocks.
@@ -136,6 +142,8 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		urls:         urls,
 		log:          log,
 		prefix:       rand.Text(),
+		inbox:        nats.NewInbox() + ".",
+		acks:         pendingAcks{entries: make(map[uint64]*entry, cfg.MaxPending)},
 		slots:        make(chan struct{}, cfg.MaxPending),
 		inflight:     make(chan *entry, cfg.MaxPending),
 		retries:      make(chan *entry, cfg.MaxPending),
@@ -168,14 +176,19 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		s.cancelLife()
 		return nil, fmt.Errorf("natssink: cannot connect to %s: %w", urls, err)
 	}
-	s.js, err = jetstream.New(s.nc,
-		// The sink's own bound is the real one; the client's must not
-		// be lower, or its publishes would stall and fail first.
-		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
-		// Without a timeout, a publish whose message or acknowledgement
-		// was lost (a stream leader dying) would never complete.
-		jetstream.WithPublishAsyncTimeout(cfg.AckWait),
-	)
+	// Every acknowledgement comes to one subscription, which the client
+	// makes again after a reconnect. Its pending limit holds every
+	// acknowledgement the sink can be awaiting.
+	s.ackSub, err = s.nc.Subscribe(s.inbox+"*", s.onAck)
+	if err == nil {
+		err = s.ackSub.SetPendingLimits(cfg.MaxPending*2, -1)
+	}
+	if err != nil {
+		s.nc.Close()
+		s.cancelLife()
+		return nil, fmt.Errorf("natssink: cannot subscribe to acknowledgements: %w", err)
+	}
+	s.js, err = jetstream.New(s.nc) // for the stream's lookup and creation
 	if err != nil {
 		s.nc.Close()
 		s.cancelLife()
@@ -215,10 +228,11 @@ func (s *Sink) onConnect(nc *nats.Conn) {
 	s.changed.notify()
 }
 
-// onDisconnect runs when the client loses its connection. The client fails
+// onDisconnect runs when the client loses its connection. The sink fails
 // every publish awaiting an acknowledgement with nats.ErrDisconnected, and
 // the retrier publishes them again after reconnecting.
 func (s *Sink) onDisconnect(_ *nats.Conn, err error) {
+	s.failPending(nats.ErrDisconnected)
 	if s.closed.Load() {
 		return
 	}

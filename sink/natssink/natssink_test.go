@@ -191,17 +191,15 @@ func TestRetryReusesMsgID(t *testing.T) {
 		t.Fatalf("publish() error = %v", err)
 	}
 	select {
-	case ack := <-e.fut.Ok():
-		if ack.Duplicate {
-			t.Fatal("first publish acknowledged as a duplicate")
+	case err := <-e.result:
+		if err != nil {
+			t.Fatalf("first publish failed: %v", err)
 		}
-	case err := <-e.fut.Err():
-		t.Fatalf("first publish failed: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("first publish not acknowledged within 10s")
 	}
 
-	s.publishFailed(e, jetstream.ErrAsyncPublishTimeout)
+	s.publishFailed(e, errAckTimeout)
 	select {
 	case err := <-finished:
 		if err != nil {

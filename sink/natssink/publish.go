@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,18 +29,26 @@ type entry struct {
 	id     [1]string
 	data   []byte // msg.Data: the record, a copy that outlives the parcel
 
-	fut      jetstream.PubAckFuture // of the latest publish
-	attempts int                    // publishes that failed
-	retryAt  time.Time              // not published again before
-	lastErr  error                  // of the latest failed publish
+	// The latest publish: its number in pendingAcks, its reply subject
+	// (reply, built in replyBuf), when it was sent, and its result, which
+	// exactly one of the acknowledgement, the collector's timeout or a
+	// disconnect sends.
+	ack      uint64
+	replyBuf []byte
+	sentAt   time.Time
+	result   chan error // cap 1
+
+	attempts int       // publishes that failed
+	retryAt  time.Time // not published again before
+	lastErr  error     // of the latest failed publish
 }
 
-// entryPool recycles entries with their header map and record buffer.
-// Reusing the record buffer is safe because the sink turns off the
-// client's own retries (see publishOpts): once a publish's future has
-// completed, the client no longer reads the message.
+// entryPool recycles entries with their header map, record buffer and
+// result channel. Reusing the record buffer is safe: the core client has
+// written the message to its buffer by the time PublishMsg returns, and an
+// entry is reused only once its publish has a result.
 var entryPool = sync.Pool{New: func() any {
-	e := &entry{header: make(nats.Header, 1)}
+	e := &entry{header: make(nats.Header, 1), result: make(chan error, 1)}
 	e.header[jetstream.MsgIDHeader] = e.id[:]
 	return e
 }}
@@ -63,7 +72,8 @@ func (e *entry) reset() {
 	e.msg = nats.Msg{}
 	e.id[0] = ""
 	e.data = e.data[:0]
-	e.fut = nil
+	e.ack = 0
+	e.sentAt = time.Time{}
 	e.attempts = 0
 	e.retryAt = time.Time{}
 	e.lastErr = nil
@@ -75,13 +85,6 @@ func (e *entry) failed(err error) {
 	e.lastErr = err
 	e.retryAt = time.Now().Add(backoff(e.attempts))
 }
-
-// publishOpts turns off the client's own retry of a publish that met no
-// responders: it publishes the message again from a timer, possibly after
-// the future completed and the sink reused the entry, which would send
-// another parcel's bytes under this parcel's Nats-Msg-Id. The sink retries
-// itself, with backoff and no limit.
-var publishOpts = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
 
 // MaxRun is the most tasks the dispatcher hands the sink at once
 // (ingest.RunSink): a worker that finds many parcels queued publishes them
@@ -159,12 +162,20 @@ func (s *Sink) newEntry(t ingest.Task) *entry {
 	return e
 }
 
+// publish sends e's message with a reply subject under the sink's inbox,
+// where its acknowledgement will come (onAck). The collector then awaits
+// e.result.
 func (s *Sink) publish(e *entry) error {
-	fut, err := s.js.PublishMsgAsync(&e.msg, publishOpts...)
-	if err != nil {
+	e.ack = s.acks.add(e)
+	e.replyBuf = strconv.AppendUint(append(e.replyBuf[:0], s.inbox...), e.ack, 10)
+	e.msg.Reply = string(e.replyBuf)
+	e.sentAt = time.Now()
+	if err := s.nc.PublishMsg(&e.msg); err != nil {
+		if s.acks.take(e.ack) == nil {
+			<-e.result // a disconnect failed it meanwhile: this error says it
+		}
 		return err
 	}
-	e.fut = fut
 	s.published.Add(1)
 	if e.attempts > 0 {
 		s.retried.Add(1)
@@ -174,38 +185,55 @@ func (s *Sink) publish(e *entry) error {
 
 // collect completes published entries in publish order. Waiting in order
 // costs at most AckWait for the entries behind one whose acknowledgement
-// was lost, and needs one goroutine however many are pending.
+// was lost, and needs one goroutine and one timer however many are
+// pending.
 func (s *Sink) collect() {
 	defer s.workers.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		select {
 		case e := <-s.inflight:
-			s.await(e)
+			s.await(e, timer)
 		case <-s.stop:
 			return
 		}
 	}
 }
 
-// await waits until e's publish completes: acknowledged, failed (the
-// client fails it on a disconnect and after AckWait), or Close gave up.
-func (s *Sink) await(e *entry) {
-	acked, failed := e.fut.Ok(), e.fut.Err()
+// await waits until e's publish completes: acknowledged (a duplicate's
+// acknowledgement too: the message is stored), refused, failed by a
+// disconnect, not acknowledged within AckWait of its sending, or given up
+// by Close.
+func (s *Sink) await(e *entry, timer *time.Timer) {
+	timer.Reset(time.Until(e.sentAt.Add(s.cfg.AckWait)))
+	defer timer.Stop()
+	var err error
 	select {
-	case <-acked: // a duplicate's acknowledgement too: the message is stored
-		s.acknowledged.Add(1)
-		s.finish(e, nil)
-	case err := <-failed:
-		s.publishFailed(e, err)
+	case err = <-e.result:
+	case <-timer.C:
+		err = errAckTimeout
+		if s.acks.take(e.ack) == nil {
+			err = <-e.result // completed at the same moment
+		}
 	case <-s.abort:
 		select {
-		case <-acked:
-			s.acknowledged.Add(1)
-			s.finish(e, nil)
+		case err = <-e.result:
 		default:
+			if s.acks.take(e.ack) == nil {
+				err = <-e.result
+				break
+			}
 			s.giveUp(e)
+			return
 		}
 	}
+	if err != nil {
+		s.publishFailed(e, err)
+		return
+	}
+	s.acknowledged.Add(1)
+	s.finish(e, nil)
 }
 
 // publishFailed sends e to be published again, unless Close gave up.
@@ -292,10 +320,9 @@ func (s *Sink) finish(e *entry, err error) {
 	s.release(t, err)
 }
 
-// giveUp finishes e's task with ErrNotAcknowledged: Close's ctx ended. e's
-// publish may still be awaiting its acknowledgement in the client, which
-// keeps a pointer to e.msg: e is left to the garbage collector rather than
-// reused.
+// giveUp finishes e's task with ErrNotAcknowledged: Close's ctx ended. e is
+// no longer pending, but it is left to the garbage collector rather than
+// reused, as the simplest way to be sure nothing refers to it.
 func (s *Sink) giveUp(e *entry) {
 	err := ErrNotAcknowledged
 	if e.lastErr != nil {
