@@ -200,14 +200,7 @@ func TestRetryReusesMsgID(t *testing.T) {
 	}
 
 	s.publishFailed(e, errAckTimeout)
-	select {
-	case err := <-finished:
-		if err != nil {
-			t.Fatalf("task finished with %v after the retry; want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("task not finished within 10s of the retry")
-	}
+	retriedAndFinished(t, finished)
 	if st := s.Stats(); st.Published != 2 || st.Retried != 1 || st.Acknowledged != 1 {
 		t.Errorf("Stats() = %+v; want 2 published, 1 retried, 1 acknowledged", st)
 	}
@@ -517,5 +510,19 @@ func TestPanicInStoreTakesNothing(t *testing.T) {
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		t.Fatalf("Close() = %v, want nil: nothing was taken", err)
+	}
+}
+
+// retriedAndFinished waits for a task's finish after its retry, which must
+// succeed.
+func retriedAndFinished(t *testing.T, finished <-chan error) {
+	t.Helper()
+	select {
+	case err := <-finished:
+		if err != nil {
+			t.Fatalf("task finished with %v after the retry; want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("task not finished within 10s of the retry")
 	}
 }
