@@ -66,6 +66,13 @@ func TestNATSSinkEndToEnd(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	postReference(t, client, addr)
+	// ACK=persisted: the 202 came once JetStream acknowledged all nine.
+	if got := scrape(t, addr, "fastingest_nats_acknowledged_total"); got != 9 {
+		t.Errorf("fastingest_nats_acknowledged_total = %d after the 202; want 9", got)
+	}
+	if got := scrape(t, addr, "fastingest_nats_ready"); got != 1 {
+		t.Errorf("fastingest_nats_ready = %d once ready; want 1", got)
+	}
 
 	code, log := p.stop()
 	last := log[len(log)-1]

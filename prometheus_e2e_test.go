@@ -41,17 +41,20 @@ const (
 
 // notExposedHere returns why no fastingest of this test exposes the metric
 // name, or "" when one must: the S3 shipper's metrics exist only with
-// S3_BUCKET set, the Kafka sink's with SINK=kafka, and neither has a
-// server here (their own end-to-end tests run them). A query that reads
-// such a name must parse, and has no data; every other name must be
-// exposed, so that a misspelt one fails rather than leaves a panel empty
-// (TestQueriesReadMetricsThatExist checks those against the source).
+// S3_BUCKET set, the Kafka sink's with SINK=kafka, the NATS sink's with
+// SINK=nats, and none has a server here (their own end-to-end tests run
+// them). A query that reads such a name must parse, and has no data; every
+// other name must be exposed, so that a misspelt one fails rather than
+// leaves a panel empty (TestQueriesReadMetricsThatExist checks those
+// against the source).
 func notExposedHere(name string) string {
 	switch {
 	case strings.HasPrefix(name, "fastingest_s3_"):
 		return "S3 shipping runs only with S3_BUCKET and an S3 endpoint"
 	case strings.HasPrefix(name, "fastingest_kafka_"):
 		return "the Kafka sink needs Kafka brokers"
+	case strings.HasPrefix(name, "fastingest_nats_"):
+		return "the NATS sink needs a NATS server"
 	}
 	return ""
 }

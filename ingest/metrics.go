@@ -8,6 +8,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/fastingest/fastingest/internal/histogram"
+	"github.com/fastingest/fastingest/internal/promtext"
 )
 
 // sinkLatencySample: one task in this many has its sink latency measured.
@@ -48,18 +49,12 @@ func (d *Dispatcher) registerMetrics(set *metrics.Set) {
 		fmt.Fprint(w, "# HELP fastingest_sink_latency_seconds Store called to parcel finished, one parcel in 16.\n# TYPE fastingest_sink_latency_seconds histogram\n")
 		d.sinkLatency.WritePrometheus(w)
 		st := d.Stats()
-		gauge := func(name, help string, v uint64) {
-			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-		}
-		counter := func(name, help string, v uint64) {
-			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-		}
-		counter("fastingest_parcels_accepted_total", "Parcels of accepted requests.", st.Accepted)
-		counter("fastingest_parcels_completed_total", "Parcels the sink stored.", st.Completed)
-		counter("fastingest_parcels_failed_total", "Parcels the sink could not store.", st.Failed)
-		gauge("fastingest_parcels_in_flight", "Accepted parcels neither completed nor failed: accepted - completed - failed in this scrape.", st.InFlight())
-		gauge("fastingest_queue_length", "Tasks waiting in the global queue.", uint64(st.Queued))
-		gauge("fastingest_queue_capacity", "Capacity of the global queue (MAX_QUEUE).", uint64(st.QueueCap))
+		promtext.Counter(w, "fastingest_parcels_accepted_total", "Parcels of accepted requests.", st.Accepted)
+		promtext.Counter(w, "fastingest_parcels_completed_total", "Parcels the sink stored.", st.Completed)
+		promtext.Counter(w, "fastingest_parcels_failed_total", "Parcels the sink could not store.", st.Failed)
+		promtext.Gauge(w, "fastingest_parcels_in_flight", "Accepted parcels neither completed nor failed: accepted - completed - failed in this scrape.", st.InFlight())
+		promtext.Gauge(w, "fastingest_queue_length", "Tasks waiting in the global queue.", uint64(st.Queued))
+		promtext.Gauge(w, "fastingest_queue_capacity", "Capacity of the global queue (MAX_QUEUE).", uint64(st.QueueCap))
 		var waiting int64
 		for _, sh := range d.shards {
 			waiting += int64(sh.room.waiters.Load())
@@ -67,13 +62,13 @@ func (d *Dispatcher) registerMetrics(set *metrics.Set) {
 		if d.bodyRoom != nil {
 			waiting += int64(d.bodyRoom.waiters.Load())
 		}
-		gauge("fastingest_requests_waiting", "Requests waiting for queue room: body bytes (MAX_QUEUE_BYTES) or places (MAX_QUEUE).", uint64(waiting))
+		promtext.Gauge(w, "fastingest_requests_waiting", "Requests waiting for queue room: body bytes (MAX_QUEUE_BYTES) or places (MAX_QUEUE).", uint64(waiting))
 		if d.bodyRoom != nil {
 			held := d.maxBytes - d.bodyRoom.free.Load()
-			gauge("fastingest_queue_body_bytes", "Body bytes reserved by the queue's requests, from before their body is copied until their parcels are stored.", uint64(held))
-			gauge("fastingest_queue_body_bytes_capacity", "Most body bytes the queue's requests may hold (MAX_QUEUE_BYTES).", uint64(d.maxBytes))
+			promtext.Gauge(w, "fastingest_queue_body_bytes", "Body bytes reserved by the queue's requests, from before their body is copied until their parcels are stored.", uint64(held))
+			promtext.Gauge(w, "fastingest_queue_body_bytes_capacity", "Most body bytes the queue's requests may hold (MAX_QUEUE_BYTES).", uint64(d.maxBytes))
 		}
-		gauge("fastingest_workers_busy", "Workers on a task.", uint64(st.BusyWorkers))
-		gauge("fastingest_workers", "Workers (MAX_WORKERS).", uint64(st.Workers))
+		promtext.Gauge(w, "fastingest_workers_busy", "Workers on a task.", uint64(st.BusyWorkers))
+		promtext.Gauge(w, "fastingest_workers", "Workers (MAX_WORKERS).", uint64(st.Workers))
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/fastingest/fastingest/internal/promtext"
 )
 
 // latencyBuckets: 1 ms to 30 s, from a broker on the same host to a
@@ -24,21 +26,15 @@ func (s *Sink) WriteMetrics(w io.Writer) {
 	if s.Healthy() == nil {
 		ready = 1
 	}
-	counter := func(name, help string, v uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
-	gauge := func(name, help string, v uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-	}
-	counter("fastingest_kafka_records_produced_total", "Records the Kafka brokers acknowledged (acks=all).", st.Produced)
-	counter("fastingest_kafka_produce_errors_total",
+	promtext.Counter(w, "fastingest_kafka_records_produced_total", "Records the Kafka brokers acknowledged (acks=all).", st.Produced)
+	promtext.Counter(w, "fastingest_kafka_produce_errors_total",
 		"Records whose produce failed for good, each parcel counted as failed; records given up on at shutdown included.",
 		st.Failed+st.Abandoned)
-	gauge("fastingest_kafka_buffered_records", "Records handed to the Kafka producer and not yet acknowledged.", uint64(max(records, 0)))
-	gauge("fastingest_kafka_buffered_bytes",
+	promtext.Gauge(w, "fastingest_kafka_buffered_records", "Records handed to the Kafka producer and not yet acknowledged.", uint64(max(records, 0)))
+	promtext.Gauge(w, "fastingest_kafka_buffered_bytes",
 		"Bytes (keys, values, headers, before compression) of the records not yet acknowledged; at most KAFKA_MAX_BUFFERED.",
 		uint64(max(bytes, 0)))
-	gauge("fastingest_kafka_ready", "1 while a broker answers, the topic exists and every partition has a leader; else 0.", ready)
+	promtext.Gauge(w, "fastingest_kafka_ready", "1 while a broker answers, the topic exists and every partition has a leader; else 0.", ready)
 	fmt.Fprint(w, "# HELP fastingest_kafka_produce_latency_seconds Time from a record handed to the producer to its acknowledgement or failure.\n"+
 		"# TYPE fastingest_kafka_produce_latency_seconds histogram\n")
 	s.latency.WritePrometheus(w)

@@ -36,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/fastingest/fastingest/internal/histogram"
 	"github.com/fastingest/fastingest/internal/ratelog"
 )
 
@@ -113,6 +114,8 @@ type Sink struct {
 	acknowledged atomic.Uint64
 	abandoned    atomic.Uint64
 
+	ackLatency *histogram.Histogram // publish to acknowledgement
+
 	pubErrLog    *ratelog.Limiter
 	streamErrLog *ratelog.Limiter
 }
@@ -152,6 +155,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		stop:         make(chan struct{}),
 		closeDone:    make(chan struct{}),
 		changed:      broadcast{ch: make(chan struct{})},
+		ackLatency:   histogram.New("fastingest_nats_ack_latency_seconds", "", ackLatencyBuckets...),
 		pubErrLog:    ratelog.New(10 * time.Second),
 		streamErrLog: ratelog.New(10 * time.Second),
 	}

@@ -232,6 +232,7 @@ func (s *Sink) await(e *entry, timer *time.Timer) {
 		s.publishFailed(e, err)
 		return
 	}
+	s.ackLatency.Observe(time.Since(e.sentAt))
 	s.acknowledged.Add(1)
 	s.finish(e, nil)
 }

@@ -4,30 +4,26 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/fastingest/fastingest/internal/promtext"
 )
 
 // WriteMetrics writes the shipper's metrics in the Prometheus text format,
 // with HELP and TYPE lines.
 func (s *Shipper) WriteMetrics(w io.Writer) {
-	counter := func(name, help string, v uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
-	gauge := func(name, help string, v float64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", name, help, name, name, v)
-	}
-	counter("fastingest_s3_segments_shipped_total", "Segments uploaded to S3.", s.segmentsShipped.Load())
-	counter("fastingest_s3_shipped_bytes_total", "Bytes of the segments uploaded to S3, before compression.", s.bytesShipped.Load())
-	counter("fastingest_s3_uploaded_bytes_total", "Bytes of the objects uploaded to S3, compressed.", s.bytesUploaded.Load())
-	counter("fastingest_s3_upload_errors_total", "Segment uploads to S3 that failed; each is retried with backoff.", s.uploadErrors.Load())
-	counter("fastingest_s3_segments_missing_total", "Segments deleted by something else before they shipped.", s.missing.Load())
+	promtext.Counter(w, "fastingest_s3_segments_shipped_total", "Segments uploaded to S3.", s.segmentsShipped.Load())
+	promtext.Counter(w, "fastingest_s3_shipped_bytes_total", "Bytes of the segments uploaded to S3, before compression.", s.bytesShipped.Load())
+	promtext.Counter(w, "fastingest_s3_uploaded_bytes_total", "Bytes of the objects uploaded to S3, compressed.", s.bytesUploaded.Load())
+	promtext.Counter(w, "fastingest_s3_upload_errors_total", "Segment uploads to S3 that failed; each is retried with backoff.", s.uploadErrors.Load())
+	promtext.Counter(w, "fastingest_s3_segments_missing_total", "Segments deleted by something else before they shipped.", s.missing.Load())
 	segs, bytes, oldest := s.backlog()
 	age := 0.0
 	if !oldest.IsZero() {
 		age = max(time.Since(oldest).Seconds(), 0)
 	}
-	gauge("fastingest_s3_backlog_segments", "Closed segments not shipped yet.", float64(segs))
-	gauge("fastingest_s3_backlog_bytes", "Bytes of the closed segments not shipped yet.", float64(bytes))
-	gauge("fastingest_s3_backlog_oldest_age_seconds", "Time since the oldest segment not shipped yet was closed; 0 without a backlog.", age)
+	promtext.GaugeFloat(w, "fastingest_s3_backlog_segments", "Closed segments not shipped yet.", float64(segs))
+	promtext.GaugeFloat(w, "fastingest_s3_backlog_bytes", "Bytes of the closed segments not shipped yet.", float64(bytes))
+	promtext.GaugeFloat(w, "fastingest_s3_backlog_oldest_age_seconds", "Time since the oldest segment not shipped yet was closed; 0 without a backlog.", age)
 	fmt.Fprint(w, "# HELP fastingest_s3_upload_duration_seconds Time to upload one segment to S3, compression included.\n"+
 		"# TYPE fastingest_s3_upload_duration_seconds histogram\n")
 	s.latency.WritePrometheus(w)
