@@ -5,7 +5,9 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,3 +220,125 @@ func TestRoutingCurlPathAsIs(t *testing.T) {
 		}
 	}
 }
+
+// busyTries is how many times each real client connects past MAX_CONNS.
+const busyTries = 20
+
+// TestMaxConnsRealClients: past MAX_CONNS, every one of 20 tries of Python's
+// http.client and requests, Node's http, curl and Go's net/http reads the
+// JSON 503 with Retry-After: 1, never a reset or an empty answer: the
+// refusal waits for the request before answering, so that no client takes
+// it for a stale answer on an idle connection.
+func TestMaxConnsRealClients(t *testing.T) {
+	t.Parallel()
+	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 1}})
+	holdConns(t, env.addr, 1)
+	host, port, _ := net.SplitHostPort(env.addr)
+	want := "503 1 too many connections"
+
+	// Each script prints one line per try: status, Retry-After and the
+	// start of the JSON error, or the exception.
+	scripts := []struct {
+		name, tool string
+		args       []string
+	}{
+		{"python http.client", "python3", []string{"-c", busyHTTPClientScript, host, port, strconv.Itoa(busyTries)}},
+		{"python requests", "python3", []string{"-c", busyRequestsScript, host, port, strconv.Itoa(busyTries)}},
+		{"node http", "node", []string{"-e", busyNodeScript, host, port, strconv.Itoa(busyTries)}},
+	}
+	for _, sc := range scripts {
+		tool, err := exec.LookPath(sc.tool)
+		if err != nil {
+			t.Logf("%s: %s not found, skipped", sc.name, sc.tool)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 4*waitTimeout)
+		out, err := exec.CommandContext(ctx, tool, sc.args...).CombinedOutput()
+		cancel()
+		if strings.Contains(string(out), "No module named 'requests'") {
+			t.Logf("%s: not installed, skipped", sc.name)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", sc.name, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != busyTries {
+			t.Errorf("%s printed %d lines; want %d:\n%s", sc.name, len(lines), busyTries, out)
+		}
+		for i, line := range lines {
+			if line != want {
+				t.Errorf("%s, try %d: %q; want %q", sc.name, i+1, line, want)
+			}
+		}
+	}
+	if curl, err := exec.LookPath("curl"); err == nil {
+		for i := range busyTries {
+			out, err := exec.Command(curl, "-sS", "-i", "--max-time", "10", "http://"+env.addr+"/healthz").CombinedOutput()
+			if err != nil || !strings.HasPrefix(string(out), "HTTP/1.1 503") || !strings.Contains(string(out), "Retry-After: 1") ||
+				!strings.Contains(string(out), `{"error":"too many connections`) {
+				t.Errorf("curl, try %d: %v\n%s", i+1, err, out)
+			}
+		}
+	}
+	client := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := range busyTries {
+		resp, err := client.Get("http://" + env.addr + "/healthz")
+		if err != nil {
+			t.Errorf("Go net/http, try %d: %v", i+1, err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		checkBusy(t, "Go net/http, try "+strconv.Itoa(i+1), resp, b)
+	}
+}
+
+const busyHTTPClientScript = `
+import http.client, json, sys
+host, port, tries = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for _ in range(tries):
+    try:
+        c = http.client.HTTPConnection(host, port, timeout=10)
+        c.request("POST", "/", body=b'{"Data":[]}', headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        err = json.loads(r.read())["error"]
+        print(r.status, r.getheader("Retry-After"), " ".join(err.split()[:3]).rstrip(":"))
+        c.close()
+    except Exception as e:
+        print(type(e).__name__, e)
+`
+
+const busyRequestsScript = `
+import requests, sys
+host, port, tries = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for _ in range(tries):
+    try:
+        r = requests.post("http://%s:%s/" % (host, port), json={"Data": []}, timeout=10)
+        err = r.json()["error"]
+        print(r.status_code, r.headers.get("Retry-After"), " ".join(err.split()[:3]).rstrip(":"))
+    except Exception as e:
+        print(type(e).__name__, e)
+`
+
+const busyNodeScript = `
+const http = require("http");
+const [host, port, tries] = [process.argv[1], +process.argv[2], +process.argv[3]];
+function one(left) {
+  if (left === 0) return;
+  const req = http.request({host, port, method: "POST", path: "/", agent: false,
+    headers: {"Content-Type": "application/json"}}, (res) => {
+    let body = "";
+    res.on("data", (d) => body += d);
+    res.on("end", () => {
+      let err = "";
+      try { err = JSON.parse(body).error.split(/\s+/).slice(0, 3).join(" ").replace(/:$/, ""); } catch (e) { err = "bad JSON " + body; }
+      console.log(res.statusCode + " " + res.headers["retry-after"] + " " + err);
+      one(left - 1);
+    });
+  });
+  req.on("error", (e) => { console.log("error " + e.code); one(left - 1); });
+  req.end('{"Data":[]}');
+}
+one(tries);
+`
