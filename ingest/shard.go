@@ -10,12 +10,11 @@ import (
 // until a run of tasks arrives. A Dispatcher runs one shard per
 // Config.Shards and gives each request to one of them.
 //
-// One dispatcher loop moves a run of tasks (up to the sink's MaxRun) in one
-// hand-off, some 550,000 requests of 9 parcels a second on this project's
-// 2-vCPU machines (BenchmarkDispatcherParallel), while a core serves some
-// 57,000 requests a second: one loop can feed about nine cores before it
-// bounds the server's rate. DefaultShards therefore gives a shard to every
-// eight CPUs (the arithmetic: benchmarks/RESULTS.md, "Shards").
+// One dispatcher loop moves every request's parcels, so on a big enough
+// host it bounds the server's rate: BenchmarkDispatcherParallel measures
+// how many CPUs' worth of requests one loop can feed (at the least ten, by
+// benchmarks/RESULTS.md, "Shards"), and DefaultShards gives a shard to
+// every eight CPUs.
 type shard struct {
 	d       *Dispatcher
 	queue   chan Task    // the shard's task queue, cap its share of MaxQueue
@@ -48,8 +47,8 @@ func DefaultShards() int {
 }
 
 // cpusPerShard is how many CPUs' worth of requests one dispatcher loop is
-// given by default: fewer than the nine it can feed, so that it never
-// becomes the bound (see shard).
+// given by default: fewer than it can feed, so that it never becomes the
+// bound (see shard).
 const cpusPerShard = 8
 
 // start starts the shard's workers, then runs its dispatcher loop until
