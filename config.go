@@ -147,9 +147,9 @@ var options = []option{
 		func(c *config, v string) error {
 			return parseInt(v, func(n int) error {
 				if n == 0 {
-					return nil
+					return nil // one per 8 CPUs
 				}
-				return ingest.ValidateShards(n, n, n)
+				return ingest.ValidateShards(n)
 			}, &c.Shards)
 		}, nil},
 	{"MAX_QUEUE_BYTES", "max-queue-bytes", "size", formatSize(ingest.DefaultMaxQueueBytes),
@@ -496,7 +496,7 @@ func parseOptions(fs *flag.FlagSet, flagValues []*string, lookupEnv func(string)
 			accepts: "at least MAX_BODY_BYTES (" + strconv.Itoa(c.MaxBodyBytes) + "): raise it, or lower MAX_BODY_BYTES"}
 	}
 	if c.Shards != 0 {
-		if err := ingest.ValidateShards(c.Shards, c.MaxQueue, c.MaxWorkers); err != nil {
+		if err := ingest.ShardsFit(c.Shards, c.MaxQueue, c.MaxWorkers); err != nil {
 			return config{}, &configError{name: "SHARDS", value: strconv.Itoa(c.Shards), reason: err.Error(),
 				accepts: "0, or at most MAX_QUEUE (" + strconv.Itoa(c.MaxQueue) + ") and MAX_WORKERS (" + strconv.Itoa(c.MaxWorkers) + ")"}
 		}

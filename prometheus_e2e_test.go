@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fastingest/fastingest/internal/testutil"
 )
 
 // The real-Prometheus test's settings. Prometheus scrapes and evaluates the
@@ -370,11 +372,11 @@ func startPrometheus(t *testing.T, promBin string, targets []string) *prometheus
 	addr := ln.Addr().String()
 	ln.Close()
 
-	var out strings.Builder
+	var out testutil.SyncBuffer // Prometheus' stdout and stderr, copied by two goroutines
 	cmd := exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &syncWriter{w: &out}, &syncWriter{w: &out}
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("cannot start %s: %v", promBin, err)
 	}
@@ -412,19 +414,6 @@ func startPrometheus(t *testing.T, promBin string, targets []string) *prometheus
 			t.Fatalf("prometheus not ready after %v", promTimeout)
 		}
 	}
-}
-
-// syncWriter serializes writes to w: Prometheus' stdout and stderr are
-// copied by two goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }
 
 // poll calls cond until it is true, failing the test after promTimeout

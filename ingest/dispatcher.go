@@ -170,7 +170,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Shards != 0 {
 		shards = cfg.Shards
 	}
-	if err := ValidateShards(shards, cfg.MaxQueue, cfg.MaxWorkers); err != nil {
+	if err := cmp.Or(ValidateShards(shards), ShardsFit(shards, cfg.MaxQueue, cfg.MaxWorkers)); err != nil {
 		return nil, fmt.Errorf("ingest: Shards %d: %w", shards, err)
 	}
 	log := cfg.Logger

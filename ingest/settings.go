@@ -66,13 +66,20 @@ func ValidateEnqueueTimeout(d time.Duration) error {
 // about eight CPUs.
 const MaxShards = 256
 
-// ValidateShards checks a number of shards (SHARDS) against the queue's
-// capacity and the workers it shares out: every shard needs a place and a
-// worker.
-func ValidateShards(shards, maxQueue, maxWorkers int) error {
-	switch {
-	case shards < 1 || shards > MaxShards:
+// ValidateShards checks a number of shards (SHARDS) on its own; New and
+// fastingest's settings check with ShardsFit that it fits the queue and the
+// workers it shares out.
+func ValidateShards(shards int) error {
+	if shards < 1 || shards > MaxShards {
 		return fmt.Errorf("want an integer from 1 to %d", MaxShards)
+	}
+	return nil
+}
+
+// ShardsFit checks that every one of shards shards gets a queue place and
+// a worker.
+func ShardsFit(shards, maxQueue, maxWorkers int) error {
+	switch {
 	case shards > maxQueue:
 		return fmt.Errorf("more shards than MAX_QUEUE places (%d)", maxQueue)
 	case shards > maxWorkers:

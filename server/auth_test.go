@@ -3,9 +3,9 @@ package server
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/fastingest/fastingest/internal/testutil"
 	"github.com/valyala/fasthttp"
 )
 
@@ -184,7 +184,7 @@ func TestAuthOtherEndpoints(t *testing.T) {
 func TestUnparsableRequestDoesNotLeakToken(t *testing.T) {
 	t.Parallel()
 	const token = "s3cr3t-token-value"
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	env := startTunedEnv(t, tunedOptions{server: Config{
 		AuthToken: token, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	}})
@@ -203,22 +203,4 @@ func TestUnparsableRequestDoesNotLeakToken(t *testing.T) {
 	if !strings.Contains(logs.String(), "rejected request") {
 		t.Errorf("log has no line for the rejected request:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

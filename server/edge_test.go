@@ -4,17 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +23,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/testutil"
 )
 
 // edgeEnv is a server on a listener of the test's choice, its metrics set
@@ -35,7 +31,7 @@ import (
 type edgeEnv struct {
 	srv    *Server
 	set    *metrics.Set
-	log    *syncBuffer
+	log    *testutil.SyncBuffer
 	addr   string // the TCP address clients dial
 	served chan error
 }
@@ -71,7 +67,7 @@ func startEdgeEnv(t *testing.T, opts edgeOptions) *edgeEnv {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = testMaxBody
 	}
-	logBuf := &syncBuffer{}
+	logBuf := &testutil.SyncBuffer{}
 	cfg.Metrics, cfg.Logger = set, slog.New(slog.NewTextHandler(logBuf, nil))
 	srv, err := New(cfg, disp)
 	if err != nil {
@@ -448,30 +444,7 @@ func TestMaxConnsTLS(t *testing.T) {
 // testTLS returns a server configuration with a self-signed certificate
 // for 127.0.0.1 and a client configuration that trusts it.
 func testTLS(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
+	der, key, pool := testutil.SelfSignedCert(t)
 	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
 	return server, &tls.Config{RootCAs: pool}
 }

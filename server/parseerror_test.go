@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/fastingest/fastingest/internal/ratelog"
+	"github.com/fastingest/fastingest/internal/testutil"
 )
 
 // leakToken is the bearer token the tests below look for in answers and
@@ -109,7 +110,7 @@ func TestParseErrorsDoNotLeakToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// A server per request: each logs its first rejection,
 			// later ones in the interval are only counted.
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			env := startTunedEnv(t, tunedOptions{tcp: true, server: Config{
 				AuthToken: leakToken,
 				Logger:    slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -140,7 +141,7 @@ func TestParseErrorsDoNotLeakToken(t *testing.T) {
 // errors to their kind and anything else to its type.
 func TestFasthttpLoggerRedacts(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	l := fasthttpLogger{log: slog.New(slog.NewTextHandler(&logs, nil)), limit: ratelog.New(0)}
 	addr := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4711}
 	headerErr := fmt.Errorf("error when reading request headers: %w",

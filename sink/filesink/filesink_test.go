@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/testutil"
 )
 
 // outcomes records how each task was finished.
@@ -56,11 +57,7 @@ func newSink(t *testing.T, cfg Config) *Sink {
 	if err != nil {
 		t.Fatalf("New() error = %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	testutil.CloseAtEnd(t, s, 100*time.Millisecond)
 	return s
 }
 

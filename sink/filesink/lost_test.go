@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/testutil"
 )
 
 // persistedLoad stores parcels from writers goroutines, each waiting for
@@ -182,7 +183,7 @@ func TestActiveSegmentLostUnderPersistedLoad(t *testing.T) {
 func TestIdleSegmentLossNoticedWithinFsyncInterval(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	s := newSink(t, Config{Dir: dir, FsyncInterval: 20 * time.Millisecond, Logger: newTextLogger(&logs)})
 	var o outcomes
 	store(t, s, &o, "a", 7)
@@ -305,7 +306,7 @@ func TestStartupCutsNULRunsInEverySegment(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, older+repairSuffix), []byte("left by a crash"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	s := newSink(t, Config{Dir: dir, Logger: newTextLogger(&logs)})
 	closeSink(t, s)
 	checkNoNUL(t, dir)
@@ -344,25 +345,6 @@ func TestNewDataDirectorySynced(t *testing.T) {
 	}
 	s := newSink(t, Config{Dir: filepath.Join(root, "x", "y")})
 	closeSink(t, s)
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger writing while a test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

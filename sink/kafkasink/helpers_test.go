@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/testutil"
 )
 
 const testTopic = "parcels"
@@ -152,11 +153,7 @@ func newSink(t testing.TB, cfg Config) *Sink {
 	if err != nil {
 		t.Fatalf("New() error = %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Close(ctx) // the test checked what it wanted; this frees the client
-	})
+	testutil.CloseAtEnd(t, s, 10*time.Second)
 	return s
 }
 
@@ -164,17 +161,7 @@ func newSink(t testing.TB, cfg Config) *Sink {
 // down when the test ends if the test did not.
 func newDispatcher(t testing.TB, s ingest.Sink) *ingest.Dispatcher {
 	t.Helper()
-	d, err := ingest.New(ingest.Config{MaxQueue: 1024, MaxWorkers: 16, Sink: s})
-	if err != nil {
-		t.Fatalf("ingest.New() error = %v", err)
-	}
-	d.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = d.Shutdown(ctx)
-	})
-	return d
+	return testutil.StartDispatcher(t, s, 1024, 16)
 }
 
 // parcels returns n parcels with ids prefix-0 to prefix-(n-1).

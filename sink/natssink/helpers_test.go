@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/testutil"
 	"github.com/fastingest/fastingest/sink"
 )
 
@@ -95,11 +96,7 @@ func newSink(t testing.TB, cfg Config) *Sink {
 	if err != nil {
 		t.Fatalf("New() error = %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Close(ctx) // the test checked what it wanted; this frees the goroutines
-	})
+	testutil.CloseAtEnd(t, s, 10*time.Second)
 	return s
 }
 
@@ -107,17 +104,7 @@ func newSink(t testing.TB, cfg Config) *Sink {
 // down when the test ends if the test did not.
 func newDispatcher(t testing.TB, s ingest.Sink) *ingest.Dispatcher {
 	t.Helper()
-	d, err := ingest.New(ingest.Config{MaxQueue: 256, MaxWorkers: 8, Sink: s})
-	if err != nil {
-		t.Fatalf("ingest.New() error = %v", err)
-	}
-	d.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = d.Shutdown(ctx)
-	})
-	return d
+	return testutil.StartDispatcher(t, s, 256, 8)
 }
 
 func shutdownDispatcher(t testing.TB, d *ingest.Dispatcher) {

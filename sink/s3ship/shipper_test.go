@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/testutil"
 	"github.com/fastingest/fastingest/sink/filesink"
 )
 
@@ -163,11 +164,7 @@ func newFileSink(t *testing.T, cfg filesink.Config) *filesink.Sink {
 	if err != nil {
 		t.Fatalf("filesink.New() = %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	testutil.CloseAtEnd(t, s, 100*time.Millisecond)
 	return s
 }
 
@@ -323,7 +320,7 @@ func TestBucketMissingThenCreated(t *testing.T) {
 	t.Parallel()
 	f := newFakeS3(t, false)
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cfg := f.config(dir)
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.LogEvery = time.Hour
@@ -549,25 +546,6 @@ func TestEndpointFromEnvironment(t *testing.T) {
 			t.Errorf("env %v: endpoint %q, checksums %v; want %q and none", tc.env, s.endpoint, s.checksums, tc.want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger writing while a test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // The shipper's metrics parse with Prometheus' own parser and pass promlint.
