@@ -13,7 +13,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/fastingest/fastingest/internal/histogram"
+	"github.com/fastingest/fastingest/internal/promtext"
 	"github.com/fastingest/fastingest/internal/ratelog"
 )
 
@@ -133,8 +133,8 @@ type Dispatcher struct {
 	sinkCloseErr error         // set by sinkClose
 	done         chan struct{} // closed when every shard's loop and workers have exited
 
-	queueWait   *histogram.Histogram // how long each request waited for room
-	sinkLatency *histogram.Histogram // Store to finish, sampled
+	queueWait   *promtext.Histogram // how long each request waited for room
+	sinkLatency *promtext.Histogram // Store to finish, sampled
 	waitMu      sync.Mutex
 	recentWaits [waitBuckets]waitBucket // ring of the longest waits of the window's last slots
 	waitSlot    int64                   // a slot's length in nanoseconds: RecentWaitWindow / waitBuckets

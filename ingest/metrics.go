@@ -7,7 +7,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/fastingest/fastingest/internal/histogram"
 	"github.com/fastingest/fastingest/internal/promtext"
 )
 
@@ -41,8 +40,8 @@ func (d *Dispatcher) registerMetrics(set *metrics.Set) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	d.queueWait = histogram.New("fastingest_queue_wait_seconds", "", latencyBuckets...)
-	d.sinkLatency = histogram.New("fastingest_sink_latency_seconds", "", latencyBuckets...)
+	d.queueWait = promtext.NewHistogram("fastingest_queue_wait_seconds", "", latencyBuckets...)
+	d.sinkLatency = promtext.NewHistogram("fastingest_sink_latency_seconds", "", latencyBuckets...)
 	set.RegisterMetricsWriter(func(w io.Writer) {
 		fmt.Fprint(w, "# HELP fastingest_queue_wait_seconds Time each request waited for room in the queue.\n# TYPE fastingest_queue_wait_seconds histogram\n")
 		d.queueWait.WritePrometheus(w)

@@ -12,7 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/fastingest/fastingest/ingest"
-	"github.com/fastingest/fastingest/internal/histogram"
+	"github.com/fastingest/fastingest/internal/promtext"
 )
 
 // The routes requests are counted by: a fixed set, so that a scanner
@@ -70,7 +70,7 @@ type serverMetrics struct {
 	requests [numRoutes][]atomic.Uint64
 	// requestSeries are the series names of requests, in the same order.
 	requestSeries [numRoutes][]string
-	latency       *histogram.Histogram // POST / only: what autoscaling watches
+	latency       *promtext.Histogram // POST / only: what autoscaling watches
 	shedBy        [numShed]atomic.Uint64
 }
 
@@ -85,7 +85,7 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 		m.requests[r] = make([]atomic.Uint64, len(m.requestSeries[r]))
 	}
 	ms := time.Millisecond
-	m.latency = histogram.New("fastingest_request_duration_seconds", `path="/"`,
+	m.latency = promtext.NewHistogram("fastingest_request_duration_seconds", `path="/"`,
 		ms/2, ms, 5*ms/2, 5*ms, 10*ms, 25*ms, 50*ms, 100*ms, 250*ms, 500*ms, time.Second,
 		5*time.Second/2, 5*time.Second, 10*time.Second, 30*time.Second)
 	set.RegisterMetricsWriter(func(w io.Writer) {

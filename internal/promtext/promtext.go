@@ -1,6 +1,7 @@
-// Package promtext writes metric families of one series each in the
-// Prometheus text format, with their HELP and TYPE lines: what the sinks
-// and the dispatcher add to /metrics beside the metrics package's own.
+// Package promtext writes what the server, the dispatcher and the sinks add
+// to /metrics beside the metrics package's own, in the Prometheus text
+// format: families of one series each, with their HELP and TYPE lines, and
+// lock-free latency histograms.
 package promtext
 
 import (

@@ -45,7 +45,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/fastingest/fastingest/ingest"
-	"github.com/fastingest/fastingest/internal/histogram"
+	"github.com/fastingest/fastingest/internal/promtext"
 	"github.com/fastingest/fastingest/internal/ratelog"
 	"github.com/fastingest/fastingest/sink"
 )
@@ -94,7 +94,7 @@ type Sink struct {
 	produced  atomic.Uint64
 	failed    atomic.Uint64
 	abandoned atomic.Uint64
-	latency   *histogram.Histogram
+	latency   *promtext.Histogram
 
 	produceErrLog *ratelog.Limiter
 	healthLog     *ratelog.Limiter
@@ -131,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		wake:          make(chan struct{}, 1),
 		stop:          make(chan struct{}),
 		closeDone:     make(chan struct{}),
-		latency:       histogram.New("fastingest_kafka_produce_latency_seconds", "", latencyBuckets...),
+		latency:       promtext.NewHistogram("fastingest_kafka_produce_latency_seconds", "", latencyBuckets...),
 		produceErrLog: ratelog.New(10 * time.Second),
 		healthLog:     ratelog.New(10 * time.Second),
 	}

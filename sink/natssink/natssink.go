@@ -36,7 +36,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fastingest/fastingest/internal/histogram"
+	"github.com/fastingest/fastingest/internal/promtext"
 	"github.com/fastingest/fastingest/internal/ratelog"
 )
 
@@ -114,7 +114,7 @@ type Sink struct {
 	acknowledged atomic.Uint64
 	abandoned    atomic.Uint64
 
-	ackLatency *histogram.Histogram // publish to acknowledgement
+	ackLatency *promtext.Histogram // publish to acknowledgement
 
 	pubErrLog    *ratelog.Limiter
 	streamErrLog *ratelog.Limiter
@@ -155,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		stop:         make(chan struct{}),
 		closeDone:    make(chan struct{}),
 		changed:      broadcast{ch: make(chan struct{})},
-		ackLatency:   histogram.New("fastingest_nats_ack_latency_seconds", "", ackLatencyBuckets...),
+		ackLatency:   promtext.NewHistogram("fastingest_nats_ack_latency_seconds", "", ackLatencyBuckets...),
 		pubErrLog:    ratelog.New(10 * time.Second),
 		streamErrLog: ratelog.New(10 * time.Second),
 	}

@@ -30,7 +30,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/fastingest/fastingest/internal/histogram"
+	"github.com/fastingest/fastingest/internal/promtext"
 	"github.com/fastingest/fastingest/sink/filesink"
 )
 
@@ -67,7 +67,7 @@ type Shipper struct {
 	bytesUploaded   atomic.Uint64 // object bytes, compressed
 	uploadErrors    atomic.Uint64
 	missing         atomic.Uint64 // segments gone before they shipped
-	latency         *histogram.Histogram
+	latency         *promtext.Histogram
 
 	logMu      sync.Mutex
 	lastLogged time.Time
@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg Config) (*Shipper, error) {
 		cfg: cfg, log: log, client: client, host: sanitizeHost(host), endpoint: endpoint, checksums: endpoint == "",
 		uploading: map[string]filesink.Segment{}, shipped: map[string]bool{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), ctx: sctx, cancel: cancel,
-		latency: histogram.New("fastingest_s3_upload_duration_seconds", "",
+		latency: promtext.NewHistogram("fastingest_s3_upload_duration_seconds", "",
 			10*ms, 25*ms, 50*ms, 100*ms, 250*ms, 500*ms, time.Second, 2500*ms, 5*time.Second,
 			10*time.Second, 30*time.Second, time.Minute, 2*time.Minute, 5*time.Minute),
 	}, nil

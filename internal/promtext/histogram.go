@@ -1,13 +1,4 @@
-// Package histogram is a latency histogram for the request path: observing
-// a duration is a bucket search and two atomic additions, with no lock, and
-// it writes itself in the Prometheus text format with cumulative "le"
-// buckets.
-//
-// VictoriaMetrics/metrics' PrometheusHistogram takes a mutex per
-// observation; with two histograms per request that was measurable on a
-// 15 µs request (the benchmarks/RESULTS.md metrics section has the
-// figures).
-package histogram
+package promtext
 
 import (
 	"fmt"
@@ -17,8 +8,14 @@ import (
 	"time"
 )
 
-// Histogram counts durations into fixed buckets. The zero value is not
-// usable; call New.
+// Histogram is a latency histogram for the request path: observing a
+// duration is a bucket search and two atomic additions, with no lock, and
+// it writes itself with cumulative "le" buckets.
+//
+// VictoriaMetrics/metrics' PrometheusHistogram takes a mutex per
+// observation; with two histograms per request that was measurable on a
+// 15 µs request (the benchmarks/RESULTS.md metrics section has the
+// figures). The zero value is not usable; call NewHistogram.
 type Histogram struct {
 	name, labels string          // labels: `path="/"` or ""
 	bounds       []time.Duration // upper bounds, increasing
@@ -26,12 +23,12 @@ type Histogram struct {
 	sumNanos     atomic.Uint64
 }
 
-// New returns a histogram named name with the given labels (for example
+// NewHistogram returns a histogram named name with the given labels (for example
 // `path="/"`, or "") and upper bounds in increasing order.
-func New(name, labels string, bounds ...time.Duration) *Histogram {
+func NewHistogram(name, labels string, bounds ...time.Duration) *Histogram {
 	for i := 1; i < len(bounds); i++ {
 		if bounds[i] <= bounds[i-1] {
-			panic("histogram: bounds must increase: " + name)
+			panic("promtext: histogram bounds must increase: " + name)
 		}
 	}
 	return &Histogram{name: name, labels: labels, bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}

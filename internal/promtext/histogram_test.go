@@ -1,4 +1,4 @@
-package histogram
+package promtext
 
 import (
 	"strings"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestObserveAndWrite(t *testing.T) {
-	h := New("x_seconds", `path="/"`, time.Millisecond, 10*time.Millisecond)
+	h := NewHistogram("x_seconds", `path="/"`, time.Millisecond, 10*time.Millisecond)
 	for _, d := range []time.Duration{0, time.Millisecond, 2 * time.Millisecond, time.Second, -time.Second} {
 		h.Observe(d)
 	}
@@ -24,7 +24,7 @@ x_seconds_count{path="/"} 5
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 
-	u := New("y", "", time.Second)
+	u := NewHistogram("y", "", time.Second)
 	u.Observe(time.Millisecond)
 	b.Reset()
 	u.WritePrometheus(&b)
@@ -34,7 +34,7 @@ x_seconds_count{path="/"} 5
 }
 
 func TestConcurrentObserve(t *testing.T) {
-	h := New("z", "", time.Microsecond)
+	h := NewHistogram("z", "", time.Microsecond)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -57,11 +57,11 @@ func TestNewPanicsOnUnorderedBounds(t *testing.T) {
 			t.Error("New with decreasing bounds did not panic")
 		}
 	}()
-	New("w", "", time.Second, time.Millisecond)
+	NewHistogram("w", "", time.Second, time.Millisecond)
 }
 
 func BenchmarkObserve(b *testing.B) {
-	h := New("b", "", 100*time.Microsecond, time.Millisecond, 10*time.Millisecond, 100*time.Millisecond, time.Second)
+	h := NewHistogram("b", "", 100*time.Microsecond, time.Millisecond, 10*time.Millisecond, 100*time.Millisecond, time.Second)
 	b.ReportAllocs()
 	for b.Loop() {
 		h.Observe(3 * time.Millisecond)
