@@ -264,6 +264,7 @@ func TestAckPersistedTimeout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			sink, holding, release := tt.sink()
 			// Several workers: after the timeout the last tasks of the
 			// batch finish concurrently, with no waiter left.

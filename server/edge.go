@@ -185,10 +185,19 @@ func (e *edge) listen(ln net.Listener, tls bool) *edgeListener {
 }
 
 // Close closes the listener, ending an Accept waiting after an error at
-// once: Shutdown stays prompt.
+// once: Shutdown stays prompt. Only the first call closes; later ones
+// return nil, so that fasthttp's Shutdown reports no error for a listener
+// the server's Shutdown closed before it.
 func (l *edgeListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.Listener.Close()
+	err := net.ErrClosed
+	l.closeOnce.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+	})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // Accept returns the next connection within MAX_CONNS. It refuses those

@@ -45,7 +45,7 @@ func TestExposition(t *testing.T) {
 		MaxHeaderBytes: 1024,
 		// Short enough for a 408 soon, long enough to read a request
 		// written in one piece.
-		ReadTimeout: time.Second,
+		ReadTimeout: 300 * time.Millisecond,
 		SinkHealth: func() error {
 			if sinkDown.Load() {
 				return errStore

@@ -29,7 +29,7 @@ func gatedEnv(t *testing.T, enqueueTimeout time.Duration, cfg Config) (*tunedEnv
 		ingest: ingest.Config{MaxQueue: 20, MaxWorkers: 1, Sink: &recordingSink{release: release}, EnqueueTimeout: enqueueTimeout,
 			// Short, so that readiness tests do not wait out 5 s; long
 			// enough to see a wait still count once it has ended.
-			RecentWaitWindow: time.Second},
+			RecentWaitWindow: gatedWaitWindow},
 		server: cfg,
 	})
 	t.Cleanup(releaseOnce) // before the env's cleanups
@@ -42,6 +42,10 @@ func gatedEnv(t *testing.T, enqueueTimeout time.Duration, cfg Config) (*tunedEnv
 	})
 	return env, releaseOnce
 }
+
+// gatedWaitWindow is gatedEnv's RecentWaitWindow. A wait counts for at
+// least 4/5 of it once ended (dispatcher.go's slots).
+const gatedWaitWindow = 500 * time.Millisecond
 
 // numberedParcels returns n parcels with the ids prefix-0 ... prefix-(n-1).
 func numberedParcels(prefix string, n int) []ingest.Parcel {
@@ -194,10 +198,16 @@ func TestReadyzQueueWait(t *testing.T) {
 	checkStatus(t, get("/healthz"), fasthttp.StatusOK)
 	checkNotAnswered(t, waiting, "while the queue was full")
 
+	released := time.Now()
 	release()
 	checkAccepted(t, awaitAnswer(t, waiting), `{"accepted":9}`)
-	// The wait has ended but was recent: still not ready.
-	checkError(t, get("/readyz"), fasthttp.StatusServiceUnavailable, "READY_MAX_QUEUE_WAIT")
+	// The wait has ended but was recent: still not ready, unless this
+	// machine took longer than the window to get here.
+	if resp := get("/readyz"); resp.StatusCode() != fasthttp.StatusServiceUnavailable && time.Since(released) > gatedWaitWindow*4/5 {
+		t.Logf("/readyz %d %v after the release, past the window: not checked", resp.StatusCode(), time.Since(released))
+	} else {
+		checkError(t, resp, fasthttp.StatusServiceUnavailable, "READY_MAX_QUEUE_WAIT")
+	}
 	start := time.Now()
 	waitFor(t, "/readyz to answer 200 once the wait is no longer recent", func() bool {
 		time.Sleep(20 * time.Millisecond) // a probe's pace; the window is seconds
@@ -398,12 +408,9 @@ func TestMaxQueueBytes(t *testing.T) {
 	body := parcelsJSON(numberedParcels("mqb", 100)...)
 	maxBytes := int64(4 * len(body))
 	env := startTunedEnv(t, tunedOptions{
-		// ENQUEUE_TIMEOUT is long enough for the gzip request below to
-		// see every byte given back once the sink resumes, under the race
-		// detector on a loaded machine too, and short enough that the
-		// refused request does not hold up the test suite.
+		// ENQUEUE_TIMEOUT is what the refused request waits out.
 		ingest: ingest.Config{MaxQueue: 1000, MaxQueueBytes: maxBytes, MaxWorkers: 1,
-			Sink: &recordingSink{release: release}, EnqueueTimeout: 1500 * time.Millisecond},
+			Sink: &recordingSink{release: release}, EnqueueTimeout: 100 * time.Millisecond},
 		server: Config{MaxBodyBytes: int(maxBytes)},
 	})
 	t.Cleanup(releaseOnce)
@@ -425,7 +432,7 @@ func TestMaxQueueBytes(t *testing.T) {
 		t.Fatalf("%d requests of %d bytes accepted under MAX_QUEUE_BYTES %d; want 2 to 4", accepted, len(body), maxBytes)
 	}
 	checkError(t, resp, fasthttp.StatusServiceUnavailable,
-		"no room for a body of "+strconv.Itoa(len(body))+" bytes", "MAX_QUEUE_BYTES", "within 1.5s", "nothing of the request was queued")
+		"no room for a body of "+strconv.Itoa(len(body))+" bytes", "MAX_QUEUE_BYTES", "within 100ms", "nothing of the request was queued")
 	checkHeader(t, resp, fasthttp.HeaderRetryAfter, "1")
 	if got, want := env.disp.Stats().Accepted, uint64(100*accepted); got != want {
 		t.Errorf("dispatcher accepted %d parcels; want %d, none of the refused request", got, want)
@@ -440,9 +447,29 @@ func TestMaxQueueBytes(t *testing.T) {
 	if got, want := after.get(t, "fastingest_queue_body_bytes_capacity"), float64(maxBytes); got != want {
 		t.Errorf("fastingest_queue_body_bytes_capacity = %v; want %v", got, want)
 	}
+}
 
-	// A gzip body reserves MaxBodyBytes, more than is free: it waits
-	// until the sink catches up, then is accepted.
+// TestCompressedBodyWaitsForBytes: a compressed body reserves the
+// decompressed bound (MAX_BODY_BYTES) from MAX_QUEUE_BYTES; while the
+// queue holds a body that leaves less, it waits, and is accepted once the
+// sink catches up; every byte is given back once stored.
+func TestCompressedBodyWaitsForBytes(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	body := parcelsJSON(numberedParcels("cbw", 100)...) // a few KiB, as in TestMaxQueueBytes
+	maxBytes := int64(4 * len(body))
+	env := startTunedEnv(t, tunedOptions{
+		// A long ENQUEUE_TIMEOUT: the gzip request must see the bytes
+		// given back under the race detector on a loaded machine too. The
+		// test waits it out only if that fails.
+		ingest: ingest.Config{MaxQueue: 1000, MaxQueueBytes: maxBytes, MaxWorkers: 1,
+			Sink: &recordingSink{release: release}, EnqueueTimeout: waitTimeout},
+		server: Config{MaxBodyBytes: int(maxBytes)},
+	})
+	t.Cleanup(releaseOnce)
+	checkAccepted(t, env.do(t, request{ctype: "application/json", body: body}), `{"accepted":100}`)
+
 	gz := env.postAsync(gzipped(refBody), [2]string{"Content-Encoding", "gzip"})
 	waitFor(t, "the gzip request to wait for bytes", func() bool {
 		return env.scrape(t).get(t, "fastingest_requests_waiting") == 1

@@ -142,11 +142,12 @@ type Server struct {
 	unready    atomic.Bool // set by Unready: /readyz answers 503, POST / still served
 
 	// mu orders Serve against Shutdown: fasthttp's Shutdown does nothing
-	// for a listener its Serve has not registered yet, so Shutdown also
-	// closes the listeners itself, and a Serve called after Shutdown
-	// returns at once.
+	// for a listener its Serve has not registered yet, so Shutdown closes
+	// the listeners itself, and a Serve called after Shutdown returns at
+	// once. serving counts the Serve calls under way.
 	mu        sync.Mutex
 	listeners []net.Listener
+	serving   sync.WaitGroup
 
 	accepted      atomic.Uint64 // requests answered 202
 	clientErrors  atomic.Uint64 // requests answered 4xx
@@ -294,7 +295,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ln.Close()
 	}
 	s.listeners = append(s.listeners, ln)
+	s.serving.Add(1)
 	s.mu.Unlock()
+	defer s.serving.Done()
 	err := s.fast.Serve(ln)
 	if s.draining.Load() {
 		return nil
@@ -318,12 +321,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	listeners := s.listeners
 	s.mu.Unlock()
-	err := s.fast.ShutdownWithContext(ctx)
-	// Close the listeners fasthttp may not have registered yet, so that a
-	// Serve just starting returns; closing one again is harmless.
+	// Close the listeners first, fasthttp's registered or not, and let
+	// the accept loops return: fasthttp counts each as an open connection
+	// and, finding one, checks again only 100 ms later, so every shutdown
+	// would take that long. An edge listener closes once; fasthttp's
+	// closing it again is a no-op.
 	for _, ln := range listeners {
 		_ = ln.Close()
 	}
+	s.awaitServeReturned(ctx)
+	err := s.fast.ShutdownWithContext(ctx)
 	if err != nil {
 		// The deadline passed with requests in progress. Those waiting
 		// for queue room (ENQUEUE_TIMEOUT=0 waits without end) are
@@ -340,6 +347,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// are still open: once the process exits, the kernel would reset
 	// them, and their clients could lose the answer.
 	return s.edge.waitClosed(ctx)
+}
+
+// awaitServeReturned waits until every Serve call has returned, or ctx
+// ends.
+func (s *Server) awaitServeReturned(ctx context.Context) {
+	returned := make(chan struct{})
+	go func() {
+		s.serving.Wait()
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-ctx.Done():
+	}
 }
 
 // refuseGrace is how long Shutdown waits, once its deadline has passed,
