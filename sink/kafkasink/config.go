@@ -72,6 +72,10 @@ type Config struct {
 	// does not fail a check; the whole cluster unreachable does, within
 	// this time. 0 means DefaultCheckTimeout.
 	CheckTimeout time.Duration
+	// MetadataMinAge is how soon after one metadata refresh the producer
+	// may make another: it learns a partition's new leader, after a
+	// broker stops, from one. 0 means DefaultMetadataMinAge.
+	MetadataMinAge time.Duration
 	// Logger receives connection, topic and produce problems, each kind
 	// at most once per interval. Nil discards everything.
 	Logger *slog.Logger
@@ -93,6 +97,10 @@ const (
 	DefaultMaxBuffered   = 64 << 20
 	DefaultCheckInterval = time.Second
 	DefaultCheckTimeout  = 3 * time.Second
+	// DefaultMetadataMinAge is a second rather than franz-go's 5 s,
+	// which held every parcel of a partition whose leader stopped for
+	// 5 s (TestBrokerStoppedUnderLoadLosesNothing).
+	DefaultMetadataMinAge = time.Second
 
 	// MaxLinger bounds Linger: a longer wait only adds latency.
 	MaxLinger = time.Minute
@@ -172,6 +180,9 @@ func (cfg *Config) validate() ([]string, error) {
 	}
 	if cfg.CheckTimeout < 0 {
 		return nil, fmt.Errorf("kafkasink: CheckTimeout must not be negative, got %v", cfg.CheckTimeout)
+	}
+	if cfg.MetadataMinAge < 0 {
+		return nil, fmt.Errorf("kafkasink: MetadataMinAge must not be negative, got %v", cfg.MetadataMinAge)
 	}
 	return splitBrokers(cfg.Brokers), nil
 }

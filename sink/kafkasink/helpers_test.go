@@ -141,6 +141,9 @@ func testConfig(c *cluster) Config {
 	cfg.Brokers = c.brokers()
 	cfg.Topic = testTopic
 	cfg.CheckInterval = 50 * time.Millisecond
+	// A stopped broker's partitions are led elsewhere within this,
+	// rather than the second a test would wait out.
+	cfg.MetadataMinAge = 100 * time.Millisecond
 	return cfg
 }
 

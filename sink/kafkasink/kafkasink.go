@@ -121,6 +121,9 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	if cfg.CheckTimeout == 0 {
 		cfg.CheckTimeout = DefaultCheckTimeout
 	}
+	if cfg.MetadataMinAge == 0 {
+		cfg.MetadataMinAge = DefaultMetadataMinAge
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -180,9 +183,8 @@ func clientOpts(s *Sink, seeds []string) ([]kgo.Opt, error) {
 		kgo.UnknownTopicRetries(-1),
 		// A partition's leader lost (a broker stopped) is learnt from
 		// a metadata refresh, which franz-go makes at most once per
-		// this: its default 5 s held every parcel of the partition for
-		// 5 s in TestBrokerStoppedUnderLoadLosesNothing.
-		kgo.MetadataMinAge(time.Second),
+		// this (Config.MetadataMinAge).
+		kgo.MetadataMinAge(cfg.MetadataMinAge),
 		// No client telemetry pushed to the brokers (KIP-714): nothing
 		// reads it, and Close would wait up to a second for its last
 		// push.

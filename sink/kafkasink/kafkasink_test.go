@@ -183,8 +183,8 @@ func TestClusterUnreachableThenBack(t *testing.T) {
 	c := newCluster(t, 3, kfake.SeedTopics(3, testTopic))
 	cfg := testConfig(c)
 	// Brokers that are down hang the check's requests: it fails when it
-	// times out.
-	cfg.CheckTimeout = 500 * time.Millisecond
+	// times out. A check of brokers that answer takes milliseconds.
+	cfg.CheckTimeout = 200 * time.Millisecond
 	s := newSink(t, cfg)
 	d := newDispatcher(t, s)
 	if err := d.SubmitAndWait(time.Now(), ingest.NewBatch(parcels("before", 9)), 10*time.Second); err != nil {

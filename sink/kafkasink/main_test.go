@@ -7,9 +7,9 @@ import (
 	"github.com/fastingest/fastingest/internal/testparallel"
 )
 
-// TestMain runs up to 8 parallel tests at once: each starts a kfake cluster
-// of its own and mostly waits on it.
+// TestMain runs up to 32 parallel tests at once (all of them): each starts a
+// kfake cluster of its own and mostly waits on it.
 func TestMain(m *testing.M) {
-	testparallel.Raise(8)
+	testparallel.Raise(32)
 	os.Exit(m.Run())
 }
