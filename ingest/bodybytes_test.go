@@ -48,6 +48,7 @@ func admit(t *testing.T, d *Dispatcher, body []byte) (reserved int64, err error)
 }
 
 func TestMaxQueueBytesBoundsTheBodiesHeld(t *testing.T) {
+	t.Parallel()
 	body := referencePayload()
 	n := int64(len(body))
 	sink := newGatedSink()
@@ -88,6 +89,7 @@ func TestMaxQueueBytesBoundsTheBodiesHeld(t *testing.T) {
 }
 
 func TestReserveBodyWaitsForBytesFirstComeFirstServed(t *testing.T) {
+	t.Parallel()
 	body := referencePayload()
 	n := int64(len(body))
 	sink := newGatedSink()
@@ -121,6 +123,7 @@ func TestReserveBodyWaitsForBytesFirstComeFirstServed(t *testing.T) {
 }
 
 func TestReserveBodyShrinksToTheCopy(t *testing.T) {
+	t.Parallel()
 	body := referencePayload()
 	d := newByteBoundDispatcher(t, 4096, time.Second, &recordingSink{})
 	b := AcquireBatch()
@@ -143,6 +146,7 @@ func TestReserveBodyShrinksToTheCopy(t *testing.T) {
 }
 
 func TestReserveBodyReleasedOnEveryPath(t *testing.T) {
+	t.Parallel()
 	body := referencePayload()
 	const capacity = 1 << 20
 	for _, tc := range []struct {
@@ -203,6 +207,7 @@ func TestReserveBodyReleasedOnEveryPath(t *testing.T) {
 }
 
 func TestReserveBodyTimedOutWaiterGetsItsBytesBackLater(t *testing.T) {
+	t.Parallel()
 	// ACK=persisted: the request stops waiting, its tasks carry on, and
 	// the last of them gives the bytes back.
 	body := referencePayload()
@@ -229,6 +234,7 @@ func TestReserveBodyTimedOutWaiterGetsItsBytesBackLater(t *testing.T) {
 }
 
 func TestReserveBodyTooLarge(t *testing.T) {
+	t.Parallel()
 	d := newByteBoundDispatcher(t, 1000, time.Second, &recordingSink{})
 	b := AcquireBatch()
 	err := d.ReserveBody(b, 1001)
@@ -244,6 +250,7 @@ func TestReserveBodyTooLarge(t *testing.T) {
 }
 
 func TestNoByteLimitReservesNothing(t *testing.T) {
+	t.Parallel()
 	d := newDispatcher(t, 10, 1, &recordingSink{}) // MaxQueueBytes 0
 	b := AcquireBatch()
 	if err := d.ReserveBody(b, 1<<30); err != nil {
@@ -258,6 +265,7 @@ func TestNoByteLimitReservesNothing(t *testing.T) {
 // from MAX_QUEUE_BYTES. Found by review: 50 small requests reserved 3,100
 // bytes while holding 3,276,800.
 func TestReservationCountsPooledBuffers(t *testing.T) {
+	t.Parallel()
 	big := []byte(`{"Data":[{"id":"1","time":"2017-01-01T00:00:01Z","data":"` + strings.Repeat("x", 60<<10) + `"}]}`)
 	small := []byte(`{"Data":[{"id":"1","time":"2017-01-01T00:00:01Z","data":"x"}]}`)
 	var warm []*Batch
@@ -296,7 +304,9 @@ func TestReservationCountsPooledBuffers(t *testing.T) {
 }
 
 // TestReleaseBatchTwicePanics: a batch released twice would be handed to
-// two requests by the pool; the second release panics instead.
+// two requests by the pool; the second release panics instead. Not
+// parallel: between the two releases the pool may hand the batch to
+// another test.
 func TestReleaseBatchTwicePanics(t *testing.T) {
 	b := AcquireBatch()
 	ReleaseBatch(b)
@@ -311,6 +321,8 @@ func TestReleaseBatchTwicePanics(t *testing.T) {
 // TestSubmitOwnsTheBatchOnFailure: a refused Submit or SubmitAndWait has
 // released the batch itself, so that the caller has nothing to release.
 func TestSubmitOwnsTheBatchOnFailure(t *testing.T) {
+	// Not parallel: it looks at a batch once the pool has it back, when
+	// another test may have taken it.
 	d := newByteBoundDispatcher(t, 1<<20, time.Second, &recordingSink{})
 	shutdown(t, d)
 	for name, submit := range map[string]func(*Batch) error{

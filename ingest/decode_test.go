@@ -23,6 +23,7 @@ func referencePayload() []byte {
 }
 
 func TestDecodeReferencePayload(t *testing.T) {
+	t.Parallel()
 	parcels, err := Decode(referencePayload())
 	if err != nil {
 		t.Fatalf("Decode() error = %v", err)
@@ -39,6 +40,7 @@ func TestDecodeReferencePayload(t *testing.T) {
 }
 
 func TestDecodeAccepts(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		body string
@@ -76,6 +78,7 @@ func TestDecodeAccepts(t *testing.T) {
 }
 
 func TestDecodeRefuses(t *testing.T) {
+	t.Parallel()
 	const ok = `{"id":"1","time":"2017-01-01T00:00:01Z","data":"abc"}`
 	tests := []struct {
 		name, body, wantMsg string
@@ -127,6 +130,7 @@ func TestDecodeRefuses(t *testing.T) {
 // TestDecodeEachParcelDistinct guards against the range-variable aliasing
 // trap: every task of a request must point at its own parcel.
 func TestDecodeEachParcelDistinct(t *testing.T) {
+	t.Parallel()
 	parcels, err := Decode(referencePayload())
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +149,7 @@ func TestDecodeEachParcelDistinct(t *testing.T) {
 // made go-json panic or corrupt its pooled state (goccy/go-json#604, #575,
 // #429), then checks that a valid body still decodes correctly.
 func TestDecodeMalformedSequences(t *testing.T) {
+	t.Parallel()
 	malformed := []string{`[{"x":1},{"y":`, `{"\`, `{"\29\`, `{"\u`, `{"Data":[{"id":"\`, `{"Data":[{"\u12`}
 	valid := referencePayload()
 	for round := 0; round < 50; round++ {
@@ -179,6 +184,7 @@ func referenceDecode(body []byte) ([]Parcel, error) {
 }
 
 func TestWarmDecoder(t *testing.T) {
+	t.Parallel()
 	if err := WarmDecoder(); err != nil {
 		t.Fatalf("WarmDecoder() = %v", err)
 	}
@@ -187,6 +193,7 @@ func TestWarmDecoder(t *testing.T) {
 // TestFastPathTakesTheCommonShape checks which bodies the in-place scanner
 // accepts; everything else must fall back to go-json (and so still decode).
 func TestFastPathTakesTheCommonShape(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		body string
 		fast bool

@@ -233,6 +233,7 @@ func bodyOf(parcels []Parcel) []byte {
 // counted by the outcome it is finished with; a task Store refuses counts as
 // failed at once, and the sink is never asked to finish it (Close neither).
 func TestDeferredSinkTasksCountOnlyWhenFinished(t *testing.T) {
+	t.Parallel()
 	sink := &heldSink{refuse: "refuse"}
 	// One worker takes the tasks in order, so once the refused parcels,
 	// the last ones, are counted, every earlier Store has returned.
@@ -309,6 +310,7 @@ func (s *seqSink) Store(_ context.Context, t Task) error {
 // SubmitAndWait, from however many goroutines; sequential submits are
 // numbered in order.
 func TestSeqNumbersAcceptedParcels(t *testing.T) {
+	t.Parallel()
 	t.Run("sequential submits in order", func(t *testing.T) {
 		sink := &seqSink{}
 		d := newDispatcher(t, 8, 3, sink)
@@ -379,6 +381,7 @@ func TestSeqNumbersAcceptedParcels(t *testing.T) {
 // the failed ones otherwise, whether the sink failed them later or Store
 // refused them.
 func TestSubmitAndWaitOutcome(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		keep    int // parcels the sink takes
@@ -437,6 +440,7 @@ func TestSubmitAndWaitOutcome(t *testing.T) {
 // SubmitAndWait answers a *NotStoredError with Timeout; finishing the tasks
 // later still counts them and lets the batch go.
 func TestSubmitAndWaitTimeout(t *testing.T) {
+	t.Parallel()
 	sink := &heldSink{}
 	d := newDispatcher(t, 16, 2, sink)
 	const timeout = 20 * time.Millisecond
@@ -476,6 +480,7 @@ func TestSubmitAndWaitTimeout(t *testing.T) {
 // SubmitAndWait waits for their own tasks: no "finished" signal is left
 // behind in a pooled batch.
 func TestSubmitAndWaitTimeoutsThenFinished(t *testing.T) {
+	t.Parallel()
 	sink := &heldSink{}
 	d := newDispatcher(t, 64, 8, sink)
 
@@ -531,6 +536,7 @@ func TestSubmitAndWaitTimeoutsThenFinished(t *testing.T) {
 // before every parcel of its batch was finished, and the race detector
 // watches the batch's reference counting.
 func TestSubmitAndWaitTimeoutsRacingFinishes(t *testing.T) {
+	t.Parallel()
 	sink := &heldSink{took: make(chan struct{}, 1)}
 	d := newDispatcher(t, 64, 8, sink)
 
@@ -629,6 +635,7 @@ func (s *copySink) take() []Parcel {
 // every parcel of the request is in the sink, intact, although the batch
 // memory is reused by the next request.
 func TestSubmitAndWaitReusesPooledBatch(t *testing.T) {
+	t.Parallel()
 	sink := &copySink{}
 	d := newDispatcher(t, 16, 4, sink)
 	for r := range 200 {
@@ -651,6 +658,7 @@ func TestSubmitAndWaitReusesPooledBatch(t *testing.T) {
 // TestSubmitAndWaitEmptyBatch: a batch without parcels is answered nil at
 // once, accepting nothing.
 func TestSubmitAndWaitEmptyBatch(t *testing.T) {
+	t.Parallel()
 	sink := &heldSink{}
 	d := newDispatcher(t, 4, 1, sink)
 	pooled := AcquireBatch()
@@ -676,6 +684,8 @@ func TestSubmitAndWaitEmptyBatch(t *testing.T) {
 // anyway, and a pooled one is back in the pool (issue 12: one way to hand
 // a batch over, none to leak it).
 func TestSubmitAndWaitAfterShutdown(t *testing.T) {
+	// Not parallel: it looks at a batch once the pool has it back, when
+	// another test may have taken it.
 	closed := newDispatcher(t, 4, 1, &copySink{})
 	shutdown(t, closed)
 	b := AcquireBatch()
@@ -695,6 +705,7 @@ func TestSubmitAndWaitAfterShutdown(t *testing.T) {
 // Store returned, and with everything finished by Close Shutdown returns
 // nil.
 func TestShutdownClosesDeferredSinkOnce(t *testing.T) {
+	t.Parallel()
 	sink := &heldSink{capacity: 8} // Stores wait for room: some run until the end
 	d := newDispatcher(t, 64, 4, sink)
 	submitted := make(chan error, 1)
@@ -744,6 +755,7 @@ func TestShutdownClosesDeferredSinkOnce(t *testing.T) {
 // end up failed, every accepted parcel is counted, and the error says how
 // many were not completed.
 func TestShutdownDeadlineWithDeferredSink(t *testing.T) {
+	t.Parallel()
 	t.Run("stores blocked", func(t *testing.T) {
 		// The sink is full and never drains: Stores wait for room until
 		// the store context is cancelled, the rest stays queued.
@@ -806,6 +818,7 @@ func TestShutdownDeadlineWithDeferredSink(t *testing.T) {
 // pooled batches from many goroutines, as concurrent requests with and
 // without parcels do under ACK=persisted.
 func TestSubmitAndWaitEmptyBatchesConcurrently(t *testing.T) {
+	t.Parallel()
 	d := newDispatcher(t, 64, 4, discardSink{})
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -833,6 +846,7 @@ func TestSubmitAndWaitEmptyBatchesConcurrently(t *testing.T) {
 // TestShutdownTwiceClosesDeferredSinkOnce: Shutdown is safe to call more
 // than once and from several goroutines; the sink is still closed once.
 func TestShutdownTwiceClosesDeferredSinkOnce(t *testing.T) {
+	t.Parallel()
 	sink := &heldSink{}
 	d := newDispatcher(t, 16, 2, sink)
 	if err := d.Submit(time.Now(), NewBatch(makeParcels("p", 5))); err != nil {
@@ -856,6 +870,7 @@ func TestShutdownTwiceClosesDeferredSinkOnce(t *testing.T) {
 // batch finish at the same time; the race detector watches the batch's
 // release.
 func TestSubmitPooledBatchesFinishedConcurrently(t *testing.T) {
+	t.Parallel()
 	d := newDispatcher(t, 64, 8, discardSink{})
 	body := referencePayload()
 	for range 2000 {
@@ -875,6 +890,7 @@ func TestSubmitPooledBatchesFinishedConcurrently(t *testing.T) {
 // while it still holds tasks makes Shutdown fail, saying how many parcels
 // were not completed.
 func TestShutdownSinkLeavesTasksUnfinished(t *testing.T) {
+	t.Parallel()
 	sink := &heldSink{closeLeaves: true}
 	d := newDispatcher(t, 16, 2, sink)
 	if err := d.Submit(time.Now(), NewBatch(makeParcels("p", 4))); err != nil {

@@ -101,6 +101,7 @@ func makeParcels(prefix string, n int) []Parcel {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	tests := []Config{
 		{MaxQueue: 0, MaxWorkers: 1, Sink: &recordingSink{}},
 		{MaxQueue: 1, MaxWorkers: 0, Sink: &recordingSink{}},
@@ -121,6 +122,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // TestNineParcelsReachSinkDistinct is the reference payload's path: 9
 // parcels reach the sink as 9 distinct parcels with their own fields.
 func TestNineParcelsReachSinkDistinct(t *testing.T) {
+	t.Parallel()
 	sink := &recordingSink{}
 	d := newDispatcher(t, 16, 4, sink)
 	parcels, err := Decode(referencePayload())
@@ -157,6 +159,7 @@ func TestNineParcelsReachSinkDistinct(t *testing.T) {
 }
 
 func TestEachTaskDeliveredExactlyOnce(t *testing.T) {
+	t.Parallel()
 	sink := &recordingSink{}
 	d := newDispatcher(t, 8, 5, sink)
 	const submitters, perRequest, requests = 4, 7, 50
@@ -266,6 +269,7 @@ func TestBackpressureBoundsPendingWork(t *testing.T) {
 }
 
 func TestShutdownDrainsQueueBeforeStoppingWorkers(t *testing.T) {
+	t.Parallel()
 	sink := newGatedSink()
 	d := newDispatcher(t, 100, 3, sink)
 	if err := d.Submit(time.Now(), NewBatch(makeParcels("p", 60))); err != nil {
@@ -312,6 +316,7 @@ func TestShutdownDrainsQueueBeforeStoppingWorkers(t *testing.T) {
 }
 
 func TestShutdownWaitsForSubmitInProgress(t *testing.T) {
+	t.Parallel()
 	sink := newGatedSink()
 	d := newDispatcher(t, 2, 1, sink)
 	// The first request fills the worker and the queue's first place;
@@ -344,6 +349,7 @@ func TestShutdownWaitsForSubmitInProgress(t *testing.T) {
 }
 
 func TestShutdownDeadlineCountsUnfinished(t *testing.T) {
+	t.Parallel()
 	sink := newGatedSink() // never released: stores end only when cancelled
 	d := newDispatcher(t, 10, 2, sink)
 	if err := d.Submit(time.Now(), NewBatch(makeParcels("p", 7))); err != nil {
@@ -368,6 +374,7 @@ func TestShutdownDeadlineCountsUnfinished(t *testing.T) {
 }
 
 func TestShutdownBeforeStart(t *testing.T) {
+	t.Parallel()
 	d, err := New(Config{MaxQueue: 4, MaxWorkers: 1, Sink: &recordingSink{}})
 	if err != nil {
 		t.Fatal(err)
@@ -389,6 +396,7 @@ func (s *panicSink) Store(ctx context.Context, t Task) error {
 }
 
 func TestSinkPanicCountsAsFailedAndWorkerSurvives(t *testing.T) {
+	t.Parallel()
 	sink := &panicSink{}
 	d := newDispatcher(t, 4, 1, sink)
 	if err := d.Submit(time.Now(), NewBatch([]Parcel{{ID: "bad1"}, {ID: "ok1"}, {ID: "bad2"}, {ID: "ok2"}})); err != nil {
@@ -425,6 +433,7 @@ func waitExited(t *testing.T, exited <-chan struct{}) {
 }
 
 func TestWorkerQuitWhileIdle(t *testing.T) {
+	t.Parallel()
 	w, pool, exited := startLoneWorker(t, &recordingSink{})
 	<-pool // offered, and waiting for a task
 	w.quit()
@@ -432,6 +441,7 @@ func TestWorkerQuitWhileIdle(t *testing.T) {
 }
 
 func TestWorkerQuitWhileBusyFinishesTheTask(t *testing.T) {
+	t.Parallel()
 	sink := newGatedSink()
 	w, pool, exited := startLoneWorker(t, sink)
 	(<-pool).runs <- []Task{{Parcel: &Parcel{ID: "1"}}}
@@ -452,6 +462,7 @@ func TestWorkerQuitWhileBusyFinishesTheTask(t *testing.T) {
 // TestAccountingHoldsAtEveryRead reads the counters while tasks flow and
 // checks accepted = completed + failed + in flight, with none negative.
 func TestAccountingHoldsAtEveryRead(t *testing.T) {
+	t.Parallel()
 	d := newDispatcher(t, 8, 3, &panicSink{})
 	stop := make(chan struct{})
 	var readerErr atomic.Value
@@ -494,6 +505,7 @@ func TestAccountingHoldsAtEveryRead(t *testing.T) {
 // not reported as timed out because the deadline passed too; select
 // chooses among ready cases at random, so it is asked many times.
 func TestShutdownDoneAsTheDeadlinePasses(t *testing.T) {
+	t.Parallel()
 	d := newDispatcher(t, 10, 2, &recordingSink{})
 	if err := d.Submit(time.Now(), NewBatch([]Parcel{{ID: "1"}, {ID: "2"}})); err != nil {
 		t.Fatal(err)
@@ -512,6 +524,7 @@ func TestShutdownDoneAsTheDeadlinePasses(t *testing.T) {
 // deadline already passed (the HTTP server's shutdown may use it all up)
 // has nothing unfinished, and says so, rather than report a timeout.
 func TestShutdownIdleWithExpiredDeadline(t *testing.T) {
+	t.Parallel()
 	for _, sink := range []Sink{&recordingSink{}, &heldSink{}} {
 		d := newDispatcher(t, 10, 2, sink)
 		expired, cancel := context.WithCancel(context.Background())

@@ -30,6 +30,7 @@ func decodeNDJSON(body []byte) ([]Parcel, error) {
 }
 
 func TestDecodeNDJSONReferencePayload(t *testing.T) {
+	t.Parallel()
 	parcels, err := decodeNDJSON(referenceNDJSONBody())
 	if err != nil {
 		t.Fatalf("DecodeNDJSON() error = %v", err)
@@ -44,6 +45,7 @@ func TestDecodeNDJSONReferencePayload(t *testing.T) {
 }
 
 func TestDecodeNDJSONAccepts(t *testing.T) {
+	t.Parallel()
 	p := func(id, data string) Parcel { return Parcel{ID: id, Time: "2017-01-01T00:00:01Z", Data: data} }
 	tests := []struct {
 		name string
@@ -80,6 +82,7 @@ func TestDecodeNDJSONAccepts(t *testing.T) {
 }
 
 func TestDecodeNDJSONRefuses(t *testing.T) {
+	t.Parallel()
 	const good = `{"id":"1","time":"2017-01-01T00:00:01Z","data":"abc"}`
 	tests := []struct {
 		name  string

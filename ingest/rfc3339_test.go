@@ -17,6 +17,7 @@ var timeSeeds = []string{
 }
 
 func TestValidTimeAgreesWithTimeParse(t *testing.T) {
+	t.Parallel()
 	for _, s := range timeSeeds {
 		_, err := time.Parse(time.RFC3339, s)
 		if got, want := validTime(s), err == nil; got != want {

@@ -8,6 +8,7 @@ import (
 // A shorter wait that ended while a longer one still counted must still
 // count once the longer one has aged out of the window.
 func TestRecentQueueWaitKeepsEveryRecentWait(t *testing.T) {
+	t.Parallel()
 	d := newDispatcher(t, 1, 1, &recordingSink{})
 	defer shutdown(t, d)
 	// Slots of 1 s, the default window's.
@@ -31,6 +32,7 @@ func TestRecentQueueWaitKeepsEveryRecentWait(t *testing.T) {
 // Reservations are served in arrival order once anyone waits: a large
 // request is not starved by small ones that would fit.
 func TestRoomFirstComeFirstServed(t *testing.T) {
+	t.Parallel()
 	r := newRoom(10)
 	if !r.tryReserve(8) {
 		t.Fatal("tryReserve(8) of 10 free failed")
@@ -65,6 +67,7 @@ func TestRoomFirstComeFirstServed(t *testing.T) {
 // A reservation that times out takes nothing, and stops blocking those
 // behind it.
 func TestRoomTimeoutTakesNothing(t *testing.T) {
+	t.Parallel()
 	r := newRoom(4)
 	r.tryReserve(3)
 	behind := make(chan error, 1)

@@ -51,6 +51,7 @@ func (s *runSink) StoreRun(_ context.Context, run []Task, errs []error) {
 // at most MaxRun, each once, in order within a run, and the accounting is
 // exact.
 func TestRunsCarryEveryTask(t *testing.T) {
+	t.Parallel()
 	gate := make(chan struct{})
 	sink := &runSink{maxRun: 8, gate: gate}
 	d := newDispatcher(t, 100, 1, sink)
@@ -89,6 +90,7 @@ func TestRunsCarryEveryTask(t *testing.T) {
 // reported as failed already (which of them were stored is unknown, as
 // with a panic in Store), and the worker carries on.
 func TestRunFailuresAndPanics(t *testing.T) {
+	t.Parallel()
 	gate := make(chan struct{})
 	sink := &runSink{maxRun: 16, gate: gate}
 	d := newDispatcher(t, 100, 1, sink)
@@ -115,6 +117,7 @@ func TestRunFailuresAndPanics(t *testing.T) {
 // TestPlainSinkGetsOneTaskAtATime: a sink without StoreRun keeps the
 // reference behaviour, one task per hand-off.
 func TestPlainSinkGetsOneTaskAtATime(t *testing.T) {
+	t.Parallel()
 	d := newDispatcher(t, 100, 4, &recordingSink{})
 	if d.maxRun != 1 {
 		t.Errorf("maxRun = %d for a plain sink; want 1", d.maxRun)

@@ -14,6 +14,7 @@ import (
 // as evenly as they divide, worker ids run on across shards, and Stats
 // adds the shards up.
 func TestShardsShareQueueAndWorkers(t *testing.T) {
+	t.Parallel()
 	d, err := New(Config{MaxQueue: 10, MaxWorkers: 5, Sink: &recordingSink{}, Shards: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +53,7 @@ func TestShardsShareQueueAndWorkers(t *testing.T) {
 // reach the sink exactly once each, the accounting adds up, and every
 // shard's places are given back.
 func TestShardsDeliverEveryTaskOnce(t *testing.T) {
+	t.Parallel()
 	sink := &recordingSink{}
 	d, err := New(Config{MaxQueue: 64, MaxWorkers: 8, Sink: sink, Shards: 4})
 	if err != nil {
@@ -96,6 +98,7 @@ func TestShardsDeliverEveryTaskOnce(t *testing.T) {
 // EnqueueTimeout with nothing queued; once the sink resumes everything
 // queued is stored.
 func TestShardsBackpressure(t *testing.T) {
+	t.Parallel()
 	sink := newGatedSink()
 	d, err := New(Config{MaxQueue: 4, MaxWorkers: 2, Sink: sink, Shards: 2, EnqueueTimeout: 200 * time.Millisecond})
 	if err != nil {
