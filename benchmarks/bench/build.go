@@ -72,19 +72,24 @@ func (b *bench) build() error {
 	if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
 		return fmt.Errorf("%s (%s) has no go.mod at the top: not a fastingest revision", ref, sha)
 	}
-	if err := goBuild(src, filepath.Join(b.work, b.res.baseline), "."); err != nil {
+	// GOWORK=off: the revision's own module, whatever go.work a parent
+	// of the work directory may hold.
+	if err := goBuild(src, filepath.Join(b.work, b.res.baseline), ".", "GOWORK=off"); err != nil {
 		return fmt.Errorf("go build of fastingest at %s (%s) failed: %w", ref, sha, err)
 	}
 	return nil
 }
 
-// goBuild builds pkg of the module in dir into out; the working tree and
-// the baseline are built alike.
-func goBuild(dir, out, pkg string) error {
+// goBuild builds pkg of the module in dir into out, with env added to the
+// environment; the working tree and the baseline are built alike.
+func goBuild(dir, out, pkg string, env ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd.Run()
 }
