@@ -80,7 +80,7 @@ func store(t *testing.T, s *Sink, o *outcomes, prefix string, n int) {
 }
 
 // storeUntilHeld stores parcels named by format and a counter, up to 1000,
-// until a Store has blocked for 100 ms while the sink reports itself
+// until a Store has blocked for 50 ms while the sink reports itself
 // unhealthy, as Store does once both groups are full while the sink cannot
 // write; it returns how many it stored. A Store that blocks while the sink
 // is still healthy (an fsync slowed by a loaded machine, or the failure not
@@ -89,7 +89,7 @@ func storeUntilHeld(s *Sink, o *outcomes, format string) int {
 	deadline := time.Now().Add(10 * time.Second)
 	n := 0
 	for n < 1000 && time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		err := s.Store(ctx, o.task(fmt.Sprintf(format, n), 1))
 		cancel()
 		if err == nil {
@@ -472,7 +472,7 @@ func TestCloseDeadlineFailsWhatCannotBeWritten(t *testing.T) {
 	var o outcomes
 	store(t, s, &o, "x", 20)
 	waitFor(t, "the sink to report unhealthy", func() bool { return s.Healthy() != nil })
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := s.Close(ctx)
 	if err == nil {

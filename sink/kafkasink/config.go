@@ -76,6 +76,11 @@ type Config struct {
 	// may make another: it learns a partition's new leader, after a
 	// broker stops, from one. 0 means DefaultMetadataMinAge.
 	MetadataMinAge time.Duration
+	// RetryBackoff is how long the producer waits before each retry of
+	// a failed request (an acknowledgement lost, a leader moving).
+	// 0 means franz-go's jittered exponential backoff, 250 ms growing
+	// to 5 s, which is what a cluster in trouble wants.
+	RetryBackoff time.Duration
 	// Logger receives connection, topic and produce problems, each kind
 	// at most once per interval. Nil discards everything.
 	Logger *slog.Logger
@@ -183,6 +188,9 @@ func (cfg *Config) validate() ([]string, error) {
 	}
 	if cfg.MetadataMinAge < 0 {
 		return nil, fmt.Errorf("kafkasink: MetadataMinAge must not be negative, got %v", cfg.MetadataMinAge)
+	}
+	if cfg.RetryBackoff < 0 {
+		return nil, fmt.Errorf("kafkasink: RetryBackoff must not be negative, got %v", cfg.RetryBackoff)
 	}
 	return splitBrokers(cfg.Brokers), nil
 }

@@ -144,6 +144,9 @@ func testConfig(c *cluster) Config {
 	// A stopped broker's partitions are led elsewhere within this,
 	// rather than the second a test would wait out.
 	cfg.MetadataMinAge = 100 * time.Millisecond
+	// Retries of lost acknowledgements after 20 ms rather than 250 ms
+	// and more.
+	cfg.RetryBackoff = 20 * time.Millisecond
 	return cfg
 }
 

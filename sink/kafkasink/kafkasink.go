@@ -191,6 +191,9 @@ func clientOpts(s *Sink, seeds []string) ([]kgo.Opt, error) {
 		kgo.DisableClientMetrics(),
 		kgo.WithHooks(connHook{s}),
 	}
+	if backoff := cfg.RetryBackoff; backoff > 0 {
+		opts = append(opts, kgo.RetryBackoffFn(func(int) time.Duration { return backoff }))
+	}
 	if cfg.TLS {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if len(cfg.CAPEM) > 0 {

@@ -272,7 +272,7 @@ func TestRidesOutServerRestart(t *testing.T) {
 		st := d.Stats()
 		return st.Accepted == 50 && st.Queued == 0
 	})
-	holdsFor(t, 300*time.Millisecond, "no parcel completing or failing while NATS is down", func() bool {
+	holdsFor(t, 150*time.Millisecond, "no parcel completing or failing while NATS is down", func() bool {
 		st := d.Stats()
 		return st.Completed == 10 && st.Failed == 0
 	})
@@ -301,7 +301,7 @@ func TestStartsBeforeServer(t *testing.T) {
 	want := make(map[string]string)
 	submit(t, d, parcels("early", 20), 10, want)
 	waitFor(t, 10*time.Second, "the sink to take every parcel", func() bool { return d.Stats().Queued == 0 })
-	holdsFor(t, 200*time.Millisecond, "no parcel completing or failing without a server", func() bool {
+	holdsFor(t, 100*time.Millisecond, "no parcel completing or failing without a server", func() bool {
 		st := d.Stats()
 		return st.Completed == 0 && st.Failed == 0
 	})
@@ -359,12 +359,12 @@ func TestCloseGivesUpWhileServerDown(t *testing.T) {
 		return st.Accepted == 30 && st.Queued == 0
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	err := d.Shutdown(ctx)
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
-		t.Errorf("Shutdown() took %v with a 300ms context", elapsed)
+		t.Errorf("Shutdown() took %v with a 100ms context", elapsed)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown() error = %v; want it to wrap context.DeadlineExceeded", err)

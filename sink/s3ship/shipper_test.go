@@ -278,7 +278,8 @@ func TestMultipartUpload(t *testing.T) {
 	dir := t.TempDir()
 	name := "20261204T170000.000000000Z.ndjson"
 	var body bytes.Buffer
-	for i := 0; body.Len() < 2*MinPartBytes+12345; i++ {
+	// Two parts: a whole one and the rest (S3's smallest multipart upload).
+	for i := 0; body.Len() < MinPartBytes+12345; i++ {
 		fmt.Fprintf(&body, `{"id":"m%d","time":"2017-01-01T00:00:01Z","data":"%x","received":"2026-12-04T17:00:00Z"}`+"\n", i, i*7919)
 	}
 	path := filepath.Join(dir, name)
