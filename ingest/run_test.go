@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,6 +17,7 @@ import (
 type runSink struct {
 	maxRun int
 	gate   chan struct{} // when not nil, StoreRun waits for it to be closed
+	given  atomic.Int32  // runs StoreRun was called with, counted before the gate
 
 	mu     sync.Mutex
 	runs   []int // the size of each run
@@ -29,6 +31,7 @@ func (s *runSink) Store(ctx context.Context, t Task) error {
 func (s *runSink) MaxRun() int { return s.maxRun }
 
 func (s *runSink) StoreRun(_ context.Context, run []Task, errs []error) {
+	s.given.Add(1)
 	if s.gate != nil {
 		<-s.gate
 	}
@@ -97,7 +100,9 @@ func TestRunFailuresAndPanics(t *testing.T) {
 	if err := d.Submit(time.Now(), NewBatch([]Parcel{{ID: "ok0"}})); err != nil {
 		t.Fatal(err) // holds the worker at the gate
 	}
-	waitFor(t, "the first run taken", func() bool { return d.queued() == 0 })
+	// Taken by the worker, not only out of the queue: the dispatcher
+	// could still add the next batch's tasks to the run it is forming.
+	waitFor(t, "the first run at the gate", func() bool { return sink.given.Load() == 1 })
 	// One run: ok1, bad1, ok2, panic1, ok3: bad1 fails, and the panic
 	// fails the other four.
 	if err := d.Submit(time.Now(), NewBatch([]Parcel{{ID: "ok1"}, {ID: "bad1"}, {ID: "ok2"}, {ID: "panic1"}, {ID: "ok3"}})); err != nil {
