@@ -152,7 +152,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(2 * time.Millisecond)
+		// Short: tests that write parcels one at a time wait here for
+		// each, after the writer's 2 ms linger.
+		time.Sleep(250 * time.Microsecond)
 	}
 }
 
