@@ -515,6 +515,7 @@ func TestLingeringCloseGoClient(t *testing.T) {
 	t.Parallel()
 	for _, scheme := range []string{"http", "https"} {
 		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
 			var serverTLS, clientTLS *tls.Config
 			if scheme == "https" {
 				serverTLS, clientTLS = testTLS(t)

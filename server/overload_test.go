@@ -45,7 +45,7 @@ func gatedEnv(t *testing.T, enqueueTimeout time.Duration, cfg Config) (*tunedEnv
 
 // gatedWaitWindow is gatedEnv's RecentWaitWindow. A wait counts for at
 // least 4/5 of it once ended (dispatcher.go's slots).
-const gatedWaitWindow = 500 * time.Millisecond
+const gatedWaitWindow = 300 * time.Millisecond
 
 // numberedParcels returns n parcels with the ids prefix-0 ... prefix-(n-1).
 func numberedParcels(prefix string, n int) []ingest.Parcel {

@@ -108,6 +108,7 @@ func TestParseErrorsDoNotLeakToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			// A server per request: each logs its first rejection,
 			// later ones in the interval are only counted.
 			var logs testutil.SyncBuffer
