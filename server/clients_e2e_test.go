@@ -231,7 +231,7 @@ const busyTries = 20
 // it for a stale answer on an idle connection.
 func TestMaxConnsRealClients(t *testing.T) {
 	t.Parallel()
-	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 1}})
+	env := startEdgeEnv(t, tunedOptions{server: Config{MaxConns: 1}})
 	holdConns(t, env.addr, 1)
 	host, port, _ := net.SplitHostPort(env.addr)
 	want := "503 1 too many connections"

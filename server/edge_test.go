@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,96 +19,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-
 	"github.com/fastingest/fastingest/ingest"
 	"github.com/fastingest/fastingest/internal/testutil"
 )
 
-// edgeEnv is a server on a listener of the test's choice, its metrics set
-// and its log.
-type edgeEnv struct {
-	srv    *Server
-	set    *metrics.Set
-	log    *testutil.SyncBuffer
-	addr   string // the TCP address clients dial
-	served chan error
-}
-
-// edgeOptions configures startEdgeEnv.
-type edgeOptions struct {
-	cfg Config // MaxBodyBytes defaults to testMaxBody; Metrics and Logger are the env's
-	// wrap, when set, wraps the 127.0.0.1:0 listener before Serve.
-	wrap func(net.Listener) net.Listener
-	// tune, when set, adjusts the server after New and before Serve.
-	tune func(*Server)
-}
-
-// startEdgeEnv starts a dispatcher with a recording sink and a server on
-// 127.0.0.1:0, and shuts both down when the test ends, checking that Serve
-// returns nil.
-func startEdgeEnv(t *testing.T, opts edgeOptions) *edgeEnv {
+// startEdgeEnv starts a tuned env on 127.0.0.1:0 (opts.tcp) whose client
+// makes no connection of its own (opts.noProbe): the edge tests count every
+// connection against MAX_CONNS.
+func startEdgeEnv(t *testing.T, opts tunedOptions) *tunedEnv {
 	t.Helper()
-	set := metrics.NewSet()
-	disp, err := ingest.New(ingest.Config{MaxQueue: 64, MaxWorkers: 2, Sink: &recordingSink{}, Metrics: set})
-	if err != nil {
-		t.Fatalf("ingest.New: %v", err)
-	}
-	disp.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := disp.Shutdown(ctx); err != nil {
-			t.Errorf("dispatcher Shutdown: %v", err)
-		}
-	})
-	cfg := opts.cfg
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = testMaxBody
-	}
-	logBuf := &testutil.SyncBuffer{}
-	cfg.Metrics, cfg.Logger = set, slog.New(slog.NewTextHandler(logBuf, nil))
-	srv, err := New(cfg, disp)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if opts.tune != nil {
-		opts.tune(srv)
-	}
-	var ln net.Listener
-	ln, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	env := &edgeEnv{srv: srv, set: set, log: logBuf, addr: ln.Addr().String(), served: make(chan error, 1)}
-	if opts.wrap != nil {
-		ln = opts.wrap(ln)
-	}
-	go func() { env.served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		select {
-		case err := <-env.served:
-			if err != nil {
-				t.Errorf("Serve returned %v after Shutdown, want nil", err)
-			}
-		case <-ctx.Done():
-			t.Errorf("Serve did not return within %v of Shutdown", waitTimeout)
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logBuf)
-		}
-	})
-	return env
+	opts.tcp, opts.noProbe = true, true
+	return startTunedEnv(t, opts)
 }
 
 // metric returns the value of one series of the env's exposition, written
 // without a connection (one may not be available past MAX_CONNS).
-func (e *edgeEnv) metric(t *testing.T, series string) float64 {
+func (e *tunedEnv) metric(t *testing.T, series string) float64 {
 	t.Helper()
 	var buf bytes.Buffer
 	e.set.WritePrometheus(&buf)
@@ -188,7 +113,7 @@ func TestAcceptRetriesTemporaryErrors(t *testing.T) {
 		fail = append(fail, acceptErr(syscall.EMFILE), acceptErr(syscall.ECONNABORTED))
 	}
 	fail = append(fail, acceptErr(syscall.ENFILE), acceptErr(syscall.ENOBUFS), &net.OpError{Op: "accept", Net: "tcp", Err: os.ErrDeadlineExceeded})
-	env := startEdgeEnv(t, edgeOptions{
+	env := startEdgeEnv(t, tunedOptions{
 		wrap: func(ln net.Listener) net.Listener { return &failingListener{Listener: ln, fail: fail} },
 		// 5 ms doubling to 20 ms rather than to a second: the test
 		// needs the retries, not the wait.
@@ -256,7 +181,7 @@ func TestAcceptPermanentErrorStopsServe(t *testing.T) {
 func TestShutdownEndsAcceptBackoff(t *testing.T) {
 	t.Parallel()
 	fl := &failingListener{fail: []error{acceptErr(syscall.EMFILE)}, forever: true}
-	env := startEdgeEnv(t, edgeOptions{
+	env := startEdgeEnv(t, tunedOptions{
 		wrap: func(ln net.Listener) net.Listener { fl.Listener = ln; return fl },
 		tune: func(s *Server) { s.edge.backoffMin, s.edge.backoffMax = time.Hour, time.Hour },
 	})
@@ -335,7 +260,7 @@ func checkBusy(t *testing.T, what string, resp *http.Response, body []byte) {
 // served, and a place freed is taken again.
 func TestMaxConnsAnswersRealClients(t *testing.T) {
 	t.Parallel()
-	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 2}})
+	env := startEdgeEnv(t, tunedOptions{server: Config{MaxConns: 2}})
 	held := holdConns(t, env.addr, 2)
 	client := newHTTPClient(t, nil)
 	body := bytes.Repeat([]byte("x"), 256<<10) // sent in full while the server answers
@@ -384,7 +309,7 @@ func TestMaxConnsAnswersRealClients(t *testing.T) {
 // answered the JSON 503, without waiting for its request, and closed.
 func TestMaxConnsAnswersWithoutDrainers(t *testing.T) {
 	t.Parallel()
-	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 1}})
+	env := startEdgeEnv(t, tunedOptions{server: Config{MaxConns: 1}})
 	holdConns(t, env.addr, 1)
 	for range refuseDrainers {
 		env.srv.edge.drainers <- struct{}{}
@@ -414,7 +339,7 @@ func TestMaxConnsAnswersWithoutDrainers(t *testing.T) {
 func TestMaxConnsTLS(t *testing.T) {
 	t.Parallel()
 	serverTLS, clientTLS := testTLS(t)
-	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 1, TLSConfig: serverTLS}})
+	env := startEdgeEnv(t, tunedOptions{server: Config{MaxConns: 1, TLSConfig: serverTLS}})
 	first, err := tls.Dial("tcp", env.addr, clientTLS)
 	if err != nil {
 		t.Fatalf("first TLS connection: %v", err)
@@ -485,8 +410,8 @@ const lingerTries = 20
 
 // lingerEnv starts a server with MAX_BODY_BYTES 1 MiB for the
 // lingering-close tests.
-func lingerEnv(t *testing.T, tlsConfig *tls.Config) *edgeEnv {
-	return startEdgeEnv(t, edgeOptions{cfg: Config{MaxBodyBytes: 1 << 20, TLSConfig: tlsConfig}})
+func lingerEnv(t *testing.T, tlsConfig *tls.Config) *tunedEnv {
+	return startEdgeEnv(t, tunedOptions{server: Config{MaxBodyBytes: 1 << 20, TLSConfig: tlsConfig}})
 }
 
 // checkLingered waits until every connection is closed and checks that
@@ -494,7 +419,7 @@ func lingerEnv(t *testing.T, tlsConfig *tls.Config) *edgeEnv {
 // the client closed first every time; without, a client may also have
 // reset its side after reading the answer (Go's TLS client does, leaving
 // the server's close_notify unread), which is counted as an error.
-func checkLingered(t *testing.T, env *edgeEnv, n int, strictEOF bool) {
+func checkLingered(t *testing.T, env *tunedEnv, n int, strictEOF bool) {
 	t.Helper()
 	waitFor(t, "every connection closed", func() bool { return env.srv.edge.open.Load() == 0 })
 	var ends [numLingerEnds]float64
@@ -550,7 +475,7 @@ func TestLingeringCloseGoClient(t *testing.T) {
 // on an idle connection (seen in CI when a flood held every refuser).
 func TestMaxConnsWaitsForADrainer(t *testing.T) {
 	t.Parallel()
-	env := startEdgeEnv(t, edgeOptions{cfg: Config{MaxConns: 1}})
+	env := startEdgeEnv(t, tunedOptions{server: Config{MaxConns: 1}})
 	holdConns(t, env.addr, 1)
 	for range refuseDrainers {
 		env.srv.edge.drainers <- struct{}{}

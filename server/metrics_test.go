@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/testutil"
 )
 
 // tunedOptions configures startTunedEnv: the dispatcher and the server are
@@ -35,6 +37,10 @@ type tunedOptions struct {
 	// noProbe skips waiting for GET /healthz through the client, whose
 	// keep-alive connection would take one of MaxConns.
 	noProbe bool
+	// wrap, when set, wraps the listener before Serve.
+	wrap func(net.Listener) net.Listener
+	// tune, when set, adjusts the server between New and Serve.
+	tune func(*Server)
 }
 
 // tunedEnv is a testEnv built by startTunedEnv.
@@ -42,6 +48,9 @@ type tunedEnv struct {
 	*testEnv
 	set  *metrics.Set
 	addr string // the TCP address with tcp; "" on the in-memory listener
+	// log is the server's log, written out when the test fails, unless
+	// opts.server.Logger was set.
+	log *testutil.SyncBuffer
 }
 
 // startTunedEnv starts a dispatcher and a server built from opts, and shuts
@@ -80,14 +89,22 @@ func startTunedEnv(t *testing.T, opts tunedOptions) *tunedEnv {
 	}
 	cfg.QueueWait = disp.RecentQueueWait
 	cfg.Metrics = set
+	logBuf := &testutil.SyncBuffer{}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(logBuf, nil))
+	}
 	srv, err := New(cfg, disp)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if opts.tune != nil {
+		opts.tune(srv)
 	}
 
 	env := &tunedEnv{
 		testEnv: &testEnv{srv: srv, disp: disp, served: make(chan error, 1)},
 		set:     set,
+		log:     logBuf,
 	}
 	env.sink, _ = ic.Sink.(*recordingSink)
 	var ln net.Listener
@@ -106,8 +123,16 @@ func startTunedEnv(t *testing.T, opts tunedOptions) *tunedEnv {
 			Dial: func(string) (net.Conn, error) { return ml.Dial() },
 		}
 	}
+	if opts.wrap != nil {
+		ln = opts.wrap(ln)
+	}
 	go func() { env.served <- srv.Serve(ln) }()
-	t.Cleanup(func() { env.stop(t) })
+	t.Cleanup(func() {
+		env.stop(t)
+		if log := logBuf.String(); t.Failed() && log != "" {
+			t.Logf("server log:\n%s", log)
+		}
+	})
 	if !opts.noProbe {
 		env.waitReady(t)
 	}
