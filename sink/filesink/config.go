@@ -32,6 +32,11 @@ type Config struct {
 	// GroupBytes is the size a write group may reach before Store waits
 	// for the writer; two groups exist.
 	GroupBytes int
+	// RetryBackoff is how long the writer waits before it first retries
+	// a write, fsync or segment it could not make (a full disk, an I/O
+	// error); each further wait doubles, up to RetryBackoffMax. Zero:
+	// DefaultRetryBackoff.
+	RetryBackoff time.Duration
 	// Shipper, when set, ships closed segments elsewhere (S3_BUCKET), and
 	// retention deletes only those it has shipped. The sink starts it and
 	// closes it.
@@ -51,6 +56,9 @@ const (
 	DefaultRetainBytes   = 1 << 30
 	DefaultFsyncInterval = time.Second
 	DefaultGroupBytes    = 1 << 20
+	DefaultRetryBackoff  = 50 * time.Millisecond
+	// RetryBackoffMax bounds the writer's wait between retries.
+	RetryBackoffMax = 5 * time.Second
 
 	// MinSegmentBytes and SegmentBytesLimit bound SEGMENT_BYTES: below
 	// a KiB a segment would hold a parcel or two. New takes any positive
@@ -130,6 +138,11 @@ func (cfg *Config) setDefaults() error {
 		cfg.GroupBytes = DefaultGroupBytes
 	} else if cfg.GroupBytes < 0 {
 		return fmt.Errorf("filesink: GroupBytes %d: want a positive size", cfg.GroupBytes)
+	}
+	if cfg.RetryBackoff == 0 {
+		cfg.RetryBackoff = DefaultRetryBackoff
+	} else if cfg.RetryBackoff < 0 || cfg.RetryBackoff > RetryBackoffMax {
+		return fmt.Errorf("filesink: RetryBackoff %v: want a duration from 0 to %v", cfg.RetryBackoff, RetryBackoffMax)
 	}
 	if err := ValidateSegmentAge(cfg.SegmentAge); err != nil {
 		return fmt.Errorf("filesink: SegmentAge %v: %w", cfg.SegmentAge, err)

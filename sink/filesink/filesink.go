@@ -67,9 +67,6 @@ const (
 	linger = 2 * time.Millisecond
 	// flushBytes ends the linger early.
 	flushBytes = 256 << 10
-
-	retryMin = 50 * time.Millisecond
-	retryMax = 5 * time.Second
 )
 
 // ErrClosed is returned by Store after Close.
@@ -630,7 +627,7 @@ func (s *Sink) syncRetrying() {
 // marking the sink unhealthy until it recovers. It gives up only when Close's
 // context has ended.
 func (s *Sink) retry(op func() error) error {
-	wait := retryMin
+	wait := s.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
 		var err error
 		if s.seg == nil {
@@ -661,7 +658,7 @@ func (s *Sink) retry(op func() error) error {
 			s.enforceRetention()
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, retryMax)
+		wait = min(2*wait, RetryBackoffMax)
 	}
 }
 

@@ -53,6 +53,11 @@ func newSink(t *testing.T, cfg Config) *Sink {
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
+	if cfg.RetryBackoff == 0 {
+		// Tests that make writes fail wait for the next retry once
+		// they stop failing: 5 ms doubling, rather than 50.
+		cfg.RetryBackoff = 5 * time.Millisecond
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New() error = %v", err)
