@@ -46,6 +46,10 @@ type Config struct {
 	// parcel can spend being retried after a first publish reached the
 	// server, which is about the longest NATS outage to ride out.
 	Duplicates time.Duration
+	// ReconnectWait is how long the client waits between attempts to
+	// reconnect to a server that went away. Short, since parcels wait
+	// meanwhile.
+	ReconnectWait time.Duration
 	// Logger receives connection changes and errors, each kind at most
 	// once per interval. Nil discards everything.
 	Logger *slog.Logger
@@ -62,7 +66,8 @@ const (
 	DefaultMaxPending = 4096
 	DefaultAckWait    = 5 * time.Second
 	// DefaultDuplicates is JetStream's own default duplicate window.
-	DefaultDuplicates = 2 * time.Minute
+	DefaultDuplicates    = 2 * time.Minute
+	DefaultReconnectWait = 250 * time.Millisecond
 )
 
 // MaxReplicas is JetStream's limit on a stream's replicas.
@@ -72,13 +77,14 @@ const MaxReplicas = 5
 // nothing: a single local server, one replica.
 func DefaultConfig() Config {
 	return Config{
-		URL:        DefaultURL,
-		Subject:    DefaultSubject,
-		Stream:     DefaultStream,
-		Replicas:   DefaultReplicas,
-		MaxPending: DefaultMaxPending,
-		AckWait:    DefaultAckWait,
-		Duplicates: DefaultDuplicates,
+		URL:           DefaultURL,
+		Subject:       DefaultSubject,
+		Stream:        DefaultStream,
+		Replicas:      DefaultReplicas,
+		MaxPending:    DefaultMaxPending,
+		AckWait:       DefaultAckWait,
+		Duplicates:    DefaultDuplicates,
+		ReconnectWait: DefaultReconnectWait,
 	}
 }
 
@@ -105,6 +111,8 @@ func (cfg *Config) validate() (redacted string, err error) {
 		return "", fmt.Errorf("natssink: AckWait must be positive, got %v", cfg.AckWait)
 	case cfg.Duplicates <= 0:
 		return "", fmt.Errorf("natssink: Duplicates must be positive, got %v", cfg.Duplicates)
+	case cfg.ReconnectWait <= 0:
+		return "", fmt.Errorf("natssink: ReconnectWait must be positive, got %v", cfg.ReconnectWait)
 	}
 	return redacted, nil
 }

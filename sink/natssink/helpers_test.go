@@ -84,6 +84,8 @@ func freePorts(t testing.TB, n int) []int {
 func testConfig(url string) Config {
 	cfg := DefaultConfig()
 	cfg.URL = url
+	// Tests that restart a server wait for the reconnection.
+	cfg.ReconnectWait = 25 * time.Millisecond
 	return cfg
 }
 

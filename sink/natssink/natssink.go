@@ -48,14 +48,13 @@ var ErrClosed = errors.New("natssink: closed, not taking parcels")
 // been stored.
 var ErrNotAcknowledged = errors.New("natssink: parcel not acknowledged by JetStream before the sink was closed")
 
-// Connection tuning. Reconnecting quickly matters more than sparing a
-// server that is down: parcels wait meanwhile. Pings every 5s detect a
-// server that vanished without closing the connection within about 15s,
-// instead of the client's default of several minutes.
+// Connection tuning. Reconnecting quickly (Config.ReconnectWait) matters
+// more than sparing a server that is down: parcels wait meanwhile. Pings
+// every 5s detect a server that vanished without closing the connection
+// within about 15s, instead of the client's default of several minutes.
 const (
-	reconnectWait = 250 * time.Millisecond
-	pingInterval  = 5 * time.Second
-	maxPingsOut   = 2
+	pingInterval = 5 * time.Second
+	maxPingsOut  = 2
 	// maxBackoff caps the wait before a failed publish, or a failed
 	// attempt to create the stream, is tried again.
 	maxBackoff = time.Second
@@ -168,7 +167,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		// the sink holds parcels meanwhile, bounded by MaxPending.
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectWait(cfg.ReconnectWait),
 		nats.PingInterval(pingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
 		nats.ConnectHandler(s.onConnect),
