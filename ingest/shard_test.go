@@ -112,12 +112,19 @@ func TestShardsBackpressure(t *testing.T) {
 			close(sink.release)
 		}
 	})
-	// Each shard: one task with its worker, two queued (two places).
+	// Each shard: one task with its worker, two queued (two places). The
+	// first two, one per shard, are waited for until their workers run
+	// them: a task is queued before its shard's dispatcher takes it, and
+	// its place is free again only once taken, so that a busy machine
+	// could otherwise find both shards full before the sixth.
 	for i := range 6 {
 		if err := d.Submit(time.Now(), NewBatch(makeParcels(fmt.Sprintf("fill%d-", i), 1))); err != nil {
 			t.Fatalf("Submit() %d = %v; want room in some shard", i, err)
 		}
-		waitFor(t, "the task taken or queued", func() bool { return d.Stats().Queued+int(sink.running.Load()) == i+1 })
+		waitFor(t, "the task run or queued", func() bool {
+			running := int(sink.running.Load())
+			return running == min(i+1, 2) && d.Stats().Queued == i+1-running
+		})
 	}
 	if st := d.Stats(); st.Queued != 4 || sink.running.Load() != 2 {
 		t.Fatalf("Stats() = %+v with %d stores running; want both queues full, both workers on a task", st, sink.running.Load())
