@@ -1,6 +1,7 @@
 // Package testutil holds what the tests of several packages need alike: a
-// log buffer that concurrent writers may share, and sinks and dispatchers
-// closed when a test ends. Only tests import it.
+// log buffer that concurrent writers may share, sinks and dispatchers
+// closed when a test ends, a self-signed certificate, and a reading of the
+// metrics a sink writes (exposition.go). Only tests import it.
 package testutil
 
 import (
