@@ -82,21 +82,6 @@ func waitAccepted(t *testing.T, p *process, addr string) {
 	}
 }
 
-// scrape returns the value of a series in GET /metrics.
-func scrape(t *testing.T, addr, series string) int64 {
-	t.Helper()
-	client := &http.Client{Timeout: httpTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
-	body, err := getBody(client, "http://"+addr+"/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	v, ok := metricValue(body, series)
-	if !ok {
-		t.Fatalf("GET /metrics has no series %s", series)
-	}
-	return v
-}
-
 // TestFileLimitLowersMaxConns: under prlimit --nofile=256:256 with the
 // default MAX_CONNS (16384), startup says it lowers MAX_CONNS to what fits
 // beside the reserve, and shows both in the startup line. 300 idle

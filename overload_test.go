@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
@@ -311,33 +310,6 @@ func getCode(client *http.Client, url string) (int, error) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// getBody returns the body of GET url, which must answer 200.
-func getBody(client *http.Client, url string) (string, error) {
-	resp, err := client.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("GET %s = %d %s", url, resp.StatusCode, b)
-	}
-	return string(b), err
-}
-
-// metricValue returns the integer value of the series name (with its
-// labels, as written) in a Prometheus text exposition.
-func metricValue(exposition, name string) (int64, bool) {
-	sc := bufio.NewScanner(strings.NewReader(exposition))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n, err == nil
-		}
-	}
-	return 0, false
 }
 
 // procStatusBytes reads a memory field such as VmHWM, in bytes, from

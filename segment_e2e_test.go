@@ -177,21 +177,6 @@ func TestActiveSegmentDeletedAndTruncatedUnderLoad(t *testing.T) {
 	}
 }
 
-// scrapeAll returns the server's whole /metrics.
-func scrapeAll(t *testing.T, addr string) string {
-	t.Helper()
-	resp, err := newClient(t).Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // checkNoNULRuns fails the test if a file in dir holds a NUL byte.
 func checkNoNULRuns(t *testing.T, dir string) {
 	t.Helper()
