@@ -41,13 +41,15 @@ const (
 
 	// refuseDrainers bounds the goroutines refusing connections past
 	// MAX_CONNS gently (refuseGently): each holds a descriptor for up to
-	// refuseRequestWait + refuseWait. With all of them busy, a refused
-	// connection is answered at once and closed, which may reset it.
+	// refuseRequestWait + refuseWait. With all of them busy, the accept
+	// loop waits up to refuseRequestWait for one, then answers the
+	// connection at once and closes it, which may reset it.
 	refuseDrainers = 32
 	// refuseRequestWait is how long a refused connection is given to
 	// start its request: a client sends it as soon as it is connected,
 	// which the server sees within a round trip of the accept, so this
-	// only bounds how long an idle connection holds a drainer.
+	// bounds how long an idle connection holds a drainer, and how long
+	// the accept loop waits for a drainer when all are busy.
 	refuseRequestWait = 250 * time.Millisecond
 	// refuseWait is how long a refused connection is given to finish
 	// sending its request after the answer: as long as a lingering close.
@@ -61,10 +63,11 @@ const (
 	refuseWriteTimeout = 250 * time.Millisecond
 
 	// ConnsBeyondMax is how many connections past MAX_CONNS the server
-	// may hold open at once: those being refused gently. Each is a file
+	// may hold open at once: those being refused gently, and the one the
+	// accept loop holds while it waits for a drainer. Each is a file
 	// descriptor, which the open-file reserve must count
 	// (internal/fdlimit).
-	ConnsBeyondMax = refuseDrainers
+	ConnsBeyondMax = refuseDrainers + 1
 
 	// lingerTimeout bounds a lingering close (lingerOnClose): nginx's
 	// lingering_timeout. A client that writes its whole body before it
@@ -185,17 +188,17 @@ func (e *edge) listen(ln net.Listener, tls bool) *edgeListener {
 }
 
 // Close closes the listener, ending an Accept waiting after an error at
-// once: Shutdown stays prompt. Only the first call closes; later ones
-// return nil, so that fasthttp's Shutdown reports no error for a listener
-// the server's Shutdown closed before it.
+// once: Shutdown stays prompt. Only the first call closes; a listener
+// closed before reports no error, so that fasthttp's Shutdown reports
+// none for a listener the server's Shutdown closed first.
 func (l *edgeListener) Close() error {
-	err := net.ErrClosed
+	var err error
 	l.closeOnce.Do(func() {
 		close(l.done)
 		err = l.Listener.Close()
 	})
 	if errors.Is(err, net.ErrClosed) {
-		return nil
+		return nil // closed before: there is nothing to report
 	}
 	return err
 }
@@ -227,7 +230,7 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 		delay = 0
 		if l.e.open.Add(1) > l.e.maxConns {
 			l.e.open.Add(-1)
-			l.e.refuse(c, l.tls || isTLS(c))
+			l.e.refuse(c, l.tls || isTLS(c), l.done)
 			continue
 		}
 		return &edgeConn{Conn: c, e: l.e, sniff: !l.tls && !isTLS(c), atStart: true}, nil
@@ -306,8 +309,10 @@ func (e *edge) acceptFailed(err error, retry time.Duration) {
 // refuse answers a connection past MAX_CONNS and closes it; on TLS it only
 // closes it. The answer waits for the request in one of a bounded number
 // of goroutines; with all of them busy past refuseRequestWait, it is
-// written at once under a short deadline.
-func (e *edge) refuse(c net.Conn, tls bool) {
+// written at once under a short deadline. Once done (the listener's) is
+// closed, a connection still waiting for a drainer is closed at once, so
+// that Shutdown does not wait on it.
+func (e *edge) refuse(c net.Conn, tls bool, done <-chan struct{}) {
 	e.refused.Add(1)
 	if ok, suppressed := e.refuseLog.Allow(); ok {
 		e.log.Warn("connection refused with 503: MAX_CONNS connections are open; raise MAX_CONNS if the host has room for more",
@@ -325,13 +330,16 @@ func (e *edge) refuse(c net.Conn, tls bool) {
 	}
 	// Every drainer is busy: wait a little for one rather than answer
 	// before the request, which a client may drop as a stale answer.
-	// Accepting pauses meanwhile, which costs nothing: every place is
-	// taken, and the kernel's backlog holds the next connections.
+	// Accepting pauses meanwhile: the kernel's backlog holds the next
+	// connections, and a place freed within MAX_CONNS meanwhile is taken
+	// by the next of them.
 	wait := time.NewTimer(refuseRequestWait)
 	defer wait.Stop()
 	select {
 	case e.drainers <- struct{}{}:
 		go e.refuseGently(c)
+	case <-done:
+		_ = c.Close()
 	case <-wait.C:
 		_ = c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 		_, _ = c.Write(e.busy)
