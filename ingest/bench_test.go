@@ -55,7 +55,7 @@ type discardSink struct{}
 func (discardSink) Store(context.Context, Task) error { return nil }
 
 // BenchmarkDispatcherPerTask measures a task's whole trip after decoding:
-// Submit into the global queue, the dispatcher's hand-off to a ready
+// Submit into the queue, the dispatcher's hand-off to a ready
 // worker, the worker and a sink that does nothing. One op is a 9-parcel
 // request (its one allocation is the benchmark's unpooled batch); ns/task is
 // the figure per parcel. Run it with -cpu 1 to match a server on one CPU.
@@ -73,7 +73,8 @@ func (discardRunSink) MaxRun() int                               { return 64 }
 func (discardRunSink) StoreRun(context.Context, []Task, []error) {}
 
 func benchmarkDispatcher(b *testing.B, sink Sink) {
-	d, err := New(Config{MaxQueue: 10000, MaxWorkers: 100, Sink: sink})
+	// One shard whatever the host, as BenchmarkHandoffFloor's one queue.
+	d, err := New(Config{MaxQueue: 10000, MaxWorkers: 100, Sink: sink, Shards: 1})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -59,7 +59,8 @@ func (e *TooLargeError) Error() string {
 
 // Config sizes a Dispatcher.
 type Config struct {
-	// MaxQueue is the capacity of the global task queue (MAX_QUEUE).
+	// MaxQueue is the capacity of the task queue (MAX_QUEUE), shared out
+	// among the shards.
 	MaxQueue int
 	// MaxQueueBytes bounds the body bytes held by requests from
 	// ReserveBody until their batch is released (MAX_QUEUE_BYTES): the
@@ -91,7 +92,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Dispatcher owns the global task queue and the worker pool.
+// Dispatcher owns the task queue and the worker pool, as Shards shards of
+// them.
 //
 // Unlike the reference design, whose dispatcher starts a goroutine per task to
 // wait for a free worker, this dispatcher waits for a ready worker itself.
@@ -166,7 +168,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	// Shards chosen for the host never outnumber the places or workers
 	// they share out; shards asked for must fit.
-	shards := min(DefaultShards(), cfg.MaxQueue, cfg.MaxWorkers)
+	shards := min(DefaultShards(), MaxShards, cfg.MaxQueue, cfg.MaxWorkers)
 	if cfg.Shards != 0 {
 		shards = cfg.Shards
 	}
@@ -179,7 +181,6 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		queueCap:   cfg.MaxQueue,
-		shardCap:   cfg.MaxQueue / shards,
 		workerN:    cfg.MaxWorkers,
 		maxBytes:   cfg.MaxQueueBytes,
 		timeout:    cfg.EnqueueTimeout,
@@ -210,6 +211,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		d.shards = append(d.shards, newShard(d, places, workers, firstID))
 		firstID += workers
 	}
+	d.shardCap = cap(d.shards[len(d.shards)-1].queue) // the smallest share
 	return d, nil
 }
 
@@ -285,7 +287,7 @@ func (d *Dispatcher) ReserveBody(b *Batch, n int) error {
 // has begun (or RefuseWaiting was called while it had to wait), a
 // *QueueFullError when no room came within what is left of EnqueueTimeout
 // after b's wait in ReserveBody, or a *TooLargeError for more parcels than
-// MaxQueue.
+// one shard's share of MaxQueue (all of it with one shard).
 //
 // The dispatcher owns b from the call on, whatever the outcome: it must not
 // be used, modified or released again. It is released when its last task
@@ -626,7 +628,7 @@ type Stats struct {
 	Accepted    uint64 // parcels of submitted batches, queued or waiting to be, since start
 	Completed   uint64 // parcels the sink stored
 	Failed      uint64 // parcels the sink refused or panicked on
-	Queued      int    // tasks waiting in the global queue, every shard's
+	Queued      int    // tasks waiting in the queues, all shards together
 	QueueCap    int    // MaxQueue
 	BusyWorkers int    // workers given a task they have not finished
 	Workers     int    // MaxWorkers

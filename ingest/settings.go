@@ -6,10 +6,10 @@ import (
 )
 
 // Defaults and limits of the Config fields that fastingest's settings set
-// (MAX_QUEUE, MAX_WORKERS, MAX_QUEUE_BYTES, ENQUEUE_TIMEOUT). They live here,
-// beside the code that uses them; fastingest's options table reads them and
-// checks each setting with the Validate function below, so that a value is
-// refused at startup by the same rule New applies.
+// (MAX_QUEUE, MAX_WORKERS, MAX_QUEUE_BYTES, ENQUEUE_TIMEOUT, SHARDS). They
+// live here, beside the code that uses them; fastingest's options table
+// reads them and checks each setting with the Validate function below, so
+// that a value is refused at startup by the same rule New applies.
 const (
 	DefaultMaxQueue       = 10_000
 	DefaultMaxWorkers     = 1000

@@ -41,7 +41,8 @@ func newShard(d *Dispatcher, places, workers, firstID int) *shard {
 }
 
 // DefaultShards is the number of shards for Config.Shards 0 (SHARDS=0): one
-// for every eight CPUs the process may use (GOMAXPROCS), at least one.
+// for every eight CPUs the process may use (GOMAXPROCS), at least one. New
+// keeps it within MaxShards, MaxQueue and MaxWorkers.
 func DefaultShards() int {
 	return (runtime.GOMAXPROCS(0) + cpusPerShard - 1) / cpusPerShard
 }

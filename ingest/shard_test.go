@@ -141,6 +141,45 @@ func TestShardsBackpressure(t *testing.T) {
 	checkCounts(t, d, counts{6, 6, 0})
 }
 
+// TestShardsTurnToOneWithRoom: a request whose turn falls on a full shard
+// goes to another shard with room, at once, rather than wait (were it to
+// wait, the Submit would fail after EnqueueTimeout).
+func TestShardsTurnToOneWithRoom(t *testing.T) {
+	t.Parallel()
+	sink := newGatedSink()
+	d, err := New(Config{MaxQueue: 4, MaxWorkers: 2, Sink: sink, Shards: 2, EnqueueTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	defer shutdown(t, d)
+	defer close(sink.release)
+	submitOnTurn := func(shard int, id string) {
+		t.Helper()
+		// reserve takes the turn next.Add(1) % 2.
+		d.next.Store(uint32(shard + 1))
+		if err := d.Submit(time.Now(), NewBatch(makeParcels(id, 1))); err != nil {
+			t.Fatalf("Submit(%s) = %v", id, err)
+		}
+	}
+	// Shard 0 full: one task with its worker, its two places queued.
+	submitOnTurn(0, "a")
+	waitFor(t, "the first task run", func() bool { return sink.running.Load() == 1 })
+	submitOnTurn(0, "b")
+	submitOnTurn(0, "c")
+	if n := len(d.shards[0].queue); n != 2 {
+		t.Fatalf("shard 0 holds %d queued tasks; want 2", n)
+	}
+	// Its turn again: shard 1 takes it.
+	submitOnTurn(0, "d")
+	waitFor(t, "the request stored by shard 1", func() bool {
+		return sink.running.Load() == 2 || len(d.shards[1].queue) == 1
+	})
+	if n := len(d.shards[0].queue); n != 2 {
+		t.Errorf("shard 0 holds %d queued tasks after the fourth request; want still 2", n)
+	}
+}
+
 // TestDefaultShards: one shard for every eight CPUs GOMAXPROCS allows, and
 // New never gives a shard no place or no worker when choosing for the host.
 func TestDefaultShards(t *testing.T) {
@@ -150,6 +189,11 @@ func TestDefaultShards(t *testing.T) {
 		if got := DefaultShards(); got != tc.want {
 			t.Errorf("DefaultShards() with GOMAXPROCS=%d = %d; want %d", tc.procs, got, tc.want)
 		}
+	}
+	// More CPUs than MaxShards shards' worth: New keeps to MaxShards.
+	runtime.GOMAXPROCS(MaxShards*cpusPerShard + 1)
+	if huge, err := New(Config{MaxQueue: 10000, MaxWorkers: 10000, Sink: &recordingSink{}}); err != nil || len(huge.shards) != MaxShards {
+		t.Errorf("New() on %d CPUs = %v; want %d shards", MaxShards*cpusPerShard+1, err, MaxShards)
 	}
 	runtime.GOMAXPROCS(64)
 	d, err := New(Config{MaxQueue: 100, MaxWorkers: 3, Sink: &recordingSink{}})

@@ -54,11 +54,12 @@ func CloseAtEnd(t testing.TB, c Closer, timeout time.Duration) {
 	})
 }
 
-// StartDispatcher builds and starts a Dispatcher storing in s, and shuts
+// StartDispatcher builds and starts a Dispatcher storing in s, with one
+// shard whatever the host (a request may hold all of maxQueue), and shuts
 // it down when the test ends if the test did not.
 func StartDispatcher(t testing.TB, s ingest.Sink, maxQueue, maxWorkers int) *ingest.Dispatcher {
 	t.Helper()
-	d, err := ingest.New(ingest.Config{MaxQueue: maxQueue, MaxWorkers: maxWorkers, Sink: s})
+	d, err := ingest.New(ingest.Config{MaxQueue: maxQueue, MaxWorkers: maxWorkers, Sink: s, Shards: 1})
 	if err != nil {
 		t.Fatalf("ingest.New() error = %v", err)
 	}
