@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"os"
 	"testing"
 
 	"github.com/fastingest/fastingest/internal/testparallel"
@@ -10,6 +9,5 @@ import (
 // TestMain runs up to 8 parallel tests at once: most wait on a gated or
 // sleeping sink rather than use the CPU.
 func TestMain(m *testing.M) {
-	testparallel.Raise(8)
-	os.Exit(m.Run())
+	testparallel.Main(m, 8)
 }

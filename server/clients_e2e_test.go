@@ -7,7 +7,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +15,8 @@ import (
 	"testing"
 )
 
-// Loops of real clients that nobody here wrote (curl, Python's http.client,
-// Node's http), 20 tries each: they spawn a process per try, so they run
+// Loops of real clients that nobody here wrote (curl, Python's http.client
+// and requests, Node's http, Go's net/http), 20 tries each: they spawn a process per try, so they run
 // with the process-level tests (go test -tags e2e ./..., as .ci/run does),
 // keeping the default test loop fast.
 
@@ -281,7 +280,7 @@ func TestMaxConnsRealClients(t *testing.T) {
 			}
 		}
 	}
-	client := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	client := newHTTPClient(t, nil)
 	for i := range busyTries {
 		resp, err := client.Get("http://" + env.addr + "/healthz")
 		if err != nil {

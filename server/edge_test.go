@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,19 +35,30 @@ func startEdgeEnv(t *testing.T, opts tunedOptions) *tunedEnv {
 // without a connection (one may not be available past MAX_CONNS).
 func (e *tunedEnv) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	var buf bytes.Buffer
-	e.set.WritePrometheus(&buf)
-	for line := range strings.SplitSeq(buf.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("series %s: %v", series, err)
-			}
-			return f
-		}
+	s, err := scrapeSet(e.set)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no series %s in:\n%s", series, buf.String())
-	return 0
+	return s.get(t, series)
+}
+
+// holdRefusers takes every gentle refuser of env's edge, as a flood past
+// MAX_CONNS would, and gives them back when the test ends; free gives one
+// back at once.
+func holdRefusers(t *testing.T, env *tunedEnv) (free func()) {
+	for range refuseDrainers {
+		env.srv.edge.drainers <- struct{}{}
+	}
+	held := refuseDrainers
+	t.Cleanup(func() {
+		for ; held > 0; held-- {
+			<-env.srv.edge.drainers
+		}
+	})
+	return func() {
+		held--
+		<-env.srv.edge.drainers
+	}
 }
 
 // failingListener returns the errors of fail, in turn, before it accepts
@@ -311,14 +321,7 @@ func TestMaxConnsAnswersWithoutDrainers(t *testing.T) {
 	t.Parallel()
 	env := startEdgeEnv(t, tunedOptions{server: Config{MaxConns: 1}})
 	holdConns(t, env.addr, 1)
-	for range refuseDrainers {
-		env.srv.edge.drainers <- struct{}{}
-	}
-	t.Cleanup(func() {
-		for range refuseDrainers {
-			<-env.srv.edge.drainers
-		}
-	})
+	holdRefusers(t, env)
 	c, err := net.DialTimeout("tcp", env.addr, waitTimeout)
 	if err != nil {
 		t.Fatal(err)
@@ -477,15 +480,8 @@ func TestMaxConnsWaitsForADrainer(t *testing.T) {
 	t.Parallel()
 	env := startEdgeEnv(t, tunedOptions{server: Config{MaxConns: 1}})
 	holdConns(t, env.addr, 1)
-	for range refuseDrainers {
-		env.srv.edge.drainers <- struct{}{}
-	}
-	t.Cleanup(func() {
-		for range refuseDrainers - 1 {
-			<-env.srv.edge.drainers
-		}
-	})
-	client := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	freeRefuser := holdRefusers(t, env)
+	client := newHTTPClient(t, nil)
 	got := make(chan error, 1)
 	go func() {
 		resp, err := client.Get("http://" + env.addr + "/healthz")
@@ -496,7 +492,10 @@ func TestMaxConnsWaitsForADrainer(t *testing.T) {
 		}
 		got <- err
 	}()
-	<-env.srv.edge.drainers // one refuser comes free
+	// Once the accept loop waits for a refuser, one comes free.
+	waitFor(t, "the connection refused", func() bool { return env.srv.edge.refused.Load() == 1 })
+	time.Sleep(20 * time.Millisecond)
+	freeRefuser()
 	if err := <-got; err != nil {
 		t.Fatalf("GET /healthz past MAX_CONNS, a refuser freed meanwhile: %v", err)
 	}

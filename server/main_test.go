@@ -1,7 +1,6 @@
 package server
 
 import (
-	"os"
 	"testing"
 
 	"github.com/fastingest/fastingest/internal/testparallel"
@@ -11,6 +10,5 @@ import (
 // and timeouts rather than use the CPU, and at 8 they still queued behind
 // one another.
 func TestMain(m *testing.M) {
-	testparallel.Raise(32)
-	os.Exit(m.Run())
+	testparallel.Main(m, 32)
 }

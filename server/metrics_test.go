@@ -129,7 +129,10 @@ func startTunedEnv(t *testing.T, opts tunedOptions) *tunedEnv {
 	go func() { env.served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
 		env.stop(t)
-		if log := logBuf.String(); t.Failed() && log != "" {
+		if !t.Failed() {
+			return
+		}
+		if log := logBuf.String(); log != "" {
 			t.Logf("server log:\n%s", log)
 		}
 	})

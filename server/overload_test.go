@@ -210,7 +210,7 @@ func TestReadyzQueueWait(t *testing.T) {
 	}
 	start := time.Now()
 	waitFor(t, "/readyz to answer 200 once the wait is no longer recent", func() bool {
-		time.Sleep(20 * time.Millisecond) // a probe's pace; the window is seconds
+		time.Sleep(20 * time.Millisecond) // a probe's pace, well inside the window
 		return get("/readyz").StatusCode() == fasthttp.StatusOK
 	})
 	t.Logf("/readyz 200 again %v after the wait ended", time.Since(start).Round(time.Millisecond))
@@ -396,8 +396,7 @@ func TestMaxConns(t *testing.T) {
 // TestMaxQueueBytes: a request whose body does not fit in MAX_QUEUE_BYTES
 // beside the bodies the queue already holds waits for bytes before its body
 // is copied, and gets 503 with Retry-After after ENQUEUE_TIMEOUT, nothing
-// queued. A compressed body reserves the decompressed bound, then keeps
-// only what its copy holds.
+// queued (TestCompressedBodyWaitsForBytes: a compressed body's wait).
 func TestMaxQueueBytes(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})

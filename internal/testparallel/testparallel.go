@@ -7,12 +7,15 @@ package testparallel
 
 import (
 	"flag"
+	"os"
 	"strconv"
+	"testing"
 )
 
-// Raise sets -test.parallel to n unless the command line set it. Call it
-// from TestMain before m.Run.
-func Raise(n int) {
+// Main runs a package's tests with up to n parallel tests at once, unless
+// the command line set -test.parallel, and exits with their result. A
+// TestMain calls it: func TestMain(m *testing.M) { testparallel.Main(m, 8) }.
+func Main(m *testing.M, n int) {
 	if !flag.Parsed() {
 		flag.Parse()
 	}
@@ -21,4 +24,5 @@ func Raise(n int) {
 	if !explicit {
 		_ = flag.Set("test.parallel", strconv.Itoa(n))
 	}
+	os.Exit(m.Run())
 }

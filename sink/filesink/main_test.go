@@ -1,7 +1,6 @@
 package filesink
 
 import (
-	"os"
 	"testing"
 
 	"github.com/fastingest/fastingest/internal/testparallel"
@@ -10,6 +9,5 @@ import (
 // TestMain runs up to 8 parallel tests at once: most wait on the writer's
 // timers and fsyncs rather than use the CPU.
 func TestMain(m *testing.M) {
-	testparallel.Raise(8)
-	os.Exit(m.Run())
+	testparallel.Main(m, 8)
 }

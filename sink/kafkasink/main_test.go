@@ -1,7 +1,6 @@
 package kafkasink
 
 import (
-	"os"
 	"testing"
 
 	"github.com/fastingest/fastingest/internal/testparallel"
@@ -10,6 +9,5 @@ import (
 // TestMain runs up to 32 parallel tests at once (all of them): each starts a
 // kfake cluster of its own and mostly waits on it.
 func TestMain(m *testing.M) {
-	testparallel.Raise(32)
-	os.Exit(m.Run())
+	testparallel.Main(m, 32)
 }

@@ -1,7 +1,6 @@
 package natssink
 
 import (
-	"os"
 	"testing"
 
 	"github.com/fastingest/fastingest/internal/testparallel"
@@ -10,6 +9,5 @@ import (
 // TestMain runs up to 8 parallel tests at once: each starts NATS servers of
 // its own and mostly waits on them.
 func TestMain(m *testing.M) {
-	testparallel.Raise(8)
-	os.Exit(m.Run())
+	testparallel.Main(m, 8)
 }
