@@ -144,14 +144,7 @@ var options = []option{
 	{"SHARDS", "shards", "int", "0",
 		"queues, each with its dispatcher and share of MAX_QUEUE and MAX_WORKERS; a request's parcels all go to one. 0: one per 8 CPUs (GOMAXPROCS)",
 		"0, or an integer from 1 to " + strconv.Itoa(ingest.MaxShards) + " and at most MAX_QUEUE and MAX_WORKERS",
-		func(c *config, v string) error {
-			return parseInt(v, func(n int) error {
-				if n == 0 {
-					return nil // one per 8 CPUs
-				}
-				return ingest.ValidateShards(n)
-			}, &c.Shards)
-		}, nil},
+		func(c *config, v string) error { return parseInt(v, ingest.ValidateShards, &c.Shards) }, nil},
 	{"MAX_QUEUE_BYTES", "max-queue-bytes", "size", formatSize(ingest.DefaultMaxQueueBytes),
 		"most body bytes the queued requests may hold, from their reservation before the body is copied until every parcel is stored; at least MAX_BODY_BYTES",
 		sizeRange(ingest.MinMaxQueueBytes, ingest.MaxQueueBytesLimit),
@@ -495,11 +488,9 @@ func parseOptions(fs *flag.FlagSet, flagValues []*string, lookupEnv func(string)
 		return config{}, &configError{name: "MAX_QUEUE_BYTES", value: strconv.FormatInt(c.MaxQueueBytes, 10),
 			accepts: "at least MAX_BODY_BYTES (" + strconv.Itoa(c.MaxBodyBytes) + "): raise it, or lower MAX_BODY_BYTES"}
 	}
-	if c.Shards != 0 {
-		if err := ingest.ShardsFit(c.Shards, c.MaxQueue, c.MaxWorkers); err != nil {
-			return config{}, &configError{name: "SHARDS", value: strconv.Itoa(c.Shards), reason: err.Error(),
-				accepts: "0, or at most MAX_QUEUE (" + strconv.Itoa(c.MaxQueue) + ") and MAX_WORKERS (" + strconv.Itoa(c.MaxWorkers) + ")"}
-		}
+	if err := ingest.ShardsFit(c.Shards, c.MaxQueue, c.MaxWorkers); err != nil { // 0 always fits
+		return config{}, &configError{name: "SHARDS", value: strconv.Itoa(c.Shards), reason: err.Error(),
+			accepts: "0, or at most MAX_QUEUE (" + strconv.Itoa(c.MaxQueue) + ") and MAX_WORKERS (" + strconv.Itoa(c.MaxWorkers) + ")"}
 	}
 	if err := c.checkKafka(); err != nil {
 		return config{}, err

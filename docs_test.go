@@ -255,3 +255,19 @@ func readLines(t *testing.T, path string) []string {
 	}
 	return lines
 }
+
+// TestBenchClearsEverySetting checks that the benchmark harness clears every
+// setting from the environment it starts fastingest in (clearEnv in
+// benchmarks/bench/servers.go), so that its caller's cannot reshape a run.
+func TestBenchClearsEverySetting(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile(filepath.Join("benchmarks", "bench", "servers.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range options {
+		if !strings.Contains(string(src), `"`+o.env+`"`) {
+			t.Errorf("benchmarks/bench/servers.go: clearEnv lacks %s", o.env)
+		}
+	}
+}

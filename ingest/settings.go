@@ -66,12 +66,13 @@ func ValidateEnqueueTimeout(d time.Duration) error {
 // about eight CPUs.
 const MaxShards = 256
 
-// ValidateShards checks a number of shards (SHARDS) on its own; New and
-// fastingest's settings check with ShardsFit that it fits the queue and the
+// ValidateShards checks a number of shards (SHARDS) on its own: 0 (one per
+// 8 CPUs, DefaultShards) or up to MaxShards. New and fastingest's settings
+// check with ShardsFit that a number asked for fits the queue and the
 // workers it shares out.
 func ValidateShards(shards int) error {
-	if shards < 1 || shards > MaxShards {
-		return fmt.Errorf("want an integer from 1 to %d", MaxShards)
+	if shards < 0 || shards > MaxShards {
+		return fmt.Errorf("want 0 or an integer from 1 to %d", MaxShards)
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ mkdir -p "$context/data"
 # Static (no cgo: no libc in the image), reproducible (-trimpath), with the
 # version and the VCS revision it was built from (fastingest -version,
 # fastingest_build_info).
-CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=auto \
+GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=auto \
 	-ldflags "-s -w -X main.version=$version" -o "$context/fastingest" .
 cp Containerfile "$context/Containerfile"
 cp "$ca_bundle" "$context/ca-certificates.crt"

@@ -77,7 +77,7 @@ for platform in $platforms; do
 	# Static (no cgo), reproducible (-trimpath), the version stamped
 	# (fastingest -version, fastingest_build_info) and the VCS revision and
 	# time recorded (-buildvcs).
-	CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -buildvcs=true \
+	GOWORK=off CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -buildvcs=true \
 		-ldflags "-s -w -X main.version=$version" -o "$stage/$name/fastingest" .
 	# go build records the HEAD of the moment: the same commit as the rest.
 	go version -m "$stage/$name/fastingest" | grep -q "vcs.revision=$revision\$" ||

@@ -49,7 +49,7 @@ func (b *bench) build() error {
 		names = append(names, "kfake") // the kafka runs' broker
 	}
 	fmt.Printf("building fastingest, %s into %s\n", strings.Join(names, ", "), b.work)
-	if err := goBuild(b.root, filepath.Join(b.work, "fastingest"), "."); err != nil {
+	if err := goBuild(b.root, filepath.Join(b.work, "fastingest"), ".", "GOWORK=off"); err != nil {
 		return fmt.Errorf("go build of fastingest failed: %w", err)
 	}
 	for _, name := range names {
@@ -72,8 +72,8 @@ func (b *bench) build() error {
 	if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
 		return fmt.Errorf("%s (%s) has no go.mod at the top: not a fastingest revision", ref, sha)
 	}
-	// GOWORK=off: the revision's own module, whatever go.work a parent
-	// of the work directory may hold.
+	// GOWORK=off, as for the working tree: the revision's own module,
+	// whatever go.work it holds.
 	if err := goBuild(src, filepath.Join(b.work, b.res.baseline), ".", "GOWORK=off"); err != nil {
 		return fmt.Errorf("go build of fastingest at %s (%s) failed: %w", ref, sha, err)
 	}
@@ -81,7 +81,9 @@ func (b *bench) build() error {
 }
 
 // goBuild builds pkg of the module in dir into out, with env added to the
-// environment; the working tree and the baseline are built alike.
+// environment. fastingest, the working tree's and the baseline's, is built
+// alike, with GOWORK=off: from its own go.mod, as a release is; the
+// harness's servers (noop, classic, kfake) from the workspace.
 func goBuild(dir, out, pkg string, env ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()

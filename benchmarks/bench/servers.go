@@ -30,12 +30,19 @@ type launchError struct {
 func (e *launchError) Error() string { return e.msg }
 
 // clearEnv are the settings a server would take from the environment: the
-// servers' settings come from the harness only, not from its caller.
-var clearEnv = []string{"ADDR", "MAX_WORKERS", "MAX_QUEUE", "MAX_QUEUE_BYTES", "SINK", "SIM_LATENCY", "MAX_BODY_BYTES",
-	"LOG_LEVEL", "SHUTDOWN_TIMEOUT", "DRAIN_DELAY", "GOMAXPROCS", "ACK", "ACK_TIMEOUT", "DATA_DIR", "SEGMENT_BYTES",
-	"SEGMENT_AGE", "RETAIN_BYTES", "FSYNC_INTERVAL", "NATS_URL", "NATS_SUBJECT", "NATS_STREAM", "NATS_REPLICAS",
-	"ENQUEUE_TIMEOUT", "READY_MAX_QUEUE_WAIT", "MAX_CONNS", "READ_TIMEOUT", "WRITE_TIMEOUT", "IDLE_TIMEOUT",
-	"MAX_HEADER_BYTES", "AUTH_TOKEN", "AUTH_TOKEN_FILE", "METRICS_PUBLIC", "TLS_CERT", "TLS_KEY"}
+// servers' settings come from the harness only, not from its caller. Every
+// setting of fastingest's options table is here (TestBenchClearsEverySetting
+// in the repository's root package checks it), and GOMAXPROCS.
+var clearEnv = []string{
+	"ADDR", "MAX_WORKERS", "MAX_QUEUE", "MAX_QUEUE_BYTES", "SINK", "SIM_LATENCY", "MAX_BODY_BYTES", "LOG_LEVEL",
+	"SHUTDOWN_TIMEOUT", "DRAIN_DELAY", "GOMAXPROCS", "ACK", "ACK_TIMEOUT", "DATA_DIR", "SEGMENT_BYTES", "SEGMENT_AGE",
+	"RETAIN_BYTES", "FSYNC_INTERVAL", "NATS_URL", "NATS_SUBJECT", "NATS_STREAM", "NATS_REPLICAS", "ENQUEUE_TIMEOUT",
+	"READY_MAX_QUEUE_WAIT", "MAX_CONNS", "READ_TIMEOUT", "WRITE_TIMEOUT", "IDLE_TIMEOUT", "MAX_HEADER_BYTES",
+	"AUTH_TOKEN", "AUTH_TOKEN_FILE", "METRICS_PUBLIC", "TLS_CERT", "TLS_KEY", "SHARDS", "S3_BUCKET", "S3_PREFIX",
+	"S3_COMPRESSION", "S3_UPLOAD_CONCURRENCY", "KAFKA_BROKERS", "KAFKA_TOPIC", "KAFKA_COMPRESSION", "KAFKA_LINGER",
+	"KAFKA_MAX_BUFFERED", "KAFKA_TLS", "KAFKA_TLS_CA", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USER",
+	"KAFKA_SASL_PASSWORD_FILE", "KAFKA_CREATE_TOPIC", "KAFKA_PARTITIONS", "KAFKA_REPLICATION",
+}
 
 // serverEnv returns environ without the variables of clearEnv, plus set.
 func serverEnv(environ, set []string) []string {
