@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"fmt"
 	"io"
 	"time"
 
@@ -43,10 +42,8 @@ func (d *Dispatcher) registerMetrics(set *metrics.Set) {
 	d.queueWait = promtext.NewHistogram("fastingest_queue_wait_seconds", "", latencyBuckets...)
 	d.sinkLatency = promtext.NewHistogram("fastingest_sink_latency_seconds", "", latencyBuckets...)
 	set.RegisterMetricsWriter(func(w io.Writer) {
-		fmt.Fprint(w, "# HELP fastingest_queue_wait_seconds Time each request waited for room in the queue.\n# TYPE fastingest_queue_wait_seconds histogram\n")
-		d.queueWait.WritePrometheus(w)
-		fmt.Fprint(w, "# HELP fastingest_sink_latency_seconds Store called to parcel finished, one parcel in 16.\n# TYPE fastingest_sink_latency_seconds histogram\n")
-		d.sinkLatency.WritePrometheus(w)
+		d.queueWait.WriteFamily(w, "Time each request waited for room in the queue.")
+		d.sinkLatency.WriteFamily(w, "Store called to parcel finished, one parcel in 16.")
 		st := d.Stats()
 		promtext.Counter(w, "fastingest_parcels_accepted_total", "Parcels of accepted requests.", st.Accepted)
 		promtext.Counter(w, "fastingest_parcels_completed_total", "Parcels the sink stored.", st.Completed)

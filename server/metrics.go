@@ -90,9 +90,7 @@ func newServerMetrics(set *metrics.Set, s *Server) *serverMetrics {
 		5*time.Second/2, 5*time.Second, 10*time.Second, 30*time.Second)
 	set.RegisterMetricsWriter(func(w io.Writer) {
 		m.writeRequests(w)
-		fmt.Fprint(w, "# HELP fastingest_request_duration_seconds Time to answer POST /, from the request read.\n"+
-			"# TYPE fastingest_request_duration_seconds histogram\n")
-		m.latency.WritePrometheus(w)
+		m.latency.WriteFamily(w, "Time to answer POST /, from the request read.")
 		fmt.Fprintf(w, "# HELP fastingest_decoder_panics_total Panics of the JSON decoder or a decompressor, recovered (each answered 500).\n"+
 			"# TYPE fastingest_decoder_panics_total counter\nfastingest_decoder_panics_total %d\n", s.decoderPanics.Load())
 		// fastingest_connections_rejected_total: the edge's (edge.go).

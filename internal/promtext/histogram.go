@@ -45,6 +45,13 @@ func (h *Histogram) Observe(d time.Duration) {
 	h.sumNanos.Add(uint64(d))
 }
 
+// WriteFamily writes the histogram as a whole family: its HELP and TYPE
+// lines, then WritePrometheus's series.
+func (h *Histogram) WriteFamily(w io.Writer, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", h.name, help, h.name)
+	h.WritePrometheus(w)
+}
+
 // WritePrometheus writes the histogram's buckets, sum and count. The count
 // is the sum of the buckets as read, so the lines agree with each other
 // even while observations go on.

@@ -51,10 +51,10 @@ func TestConcurrentObserve(t *testing.T) {
 	}
 }
 
-func TestNewPanicsOnUnorderedBounds(t *testing.T) {
+func TestNewHistogramPanicsOnUnorderedBounds(t *testing.T) {
 	defer func() {
 		if recover() == nil {
-			t.Error("New with decreasing bounds did not panic")
+			t.Error("NewHistogram with decreasing bounds did not panic")
 		}
 	}()
 	NewHistogram("w", "", time.Second, time.Millisecond)

@@ -55,13 +55,12 @@ func Described(t testing.TB, text string) int {
 	help, types := map[string]bool{}, map[string]string{}
 	var series []string
 	for line := range strings.SplitSeq(text, "\n") {
-		if rest, ok := strings.CutPrefix(line, "# HELP "); ok {
-			help[strings.Fields(rest)[0]] = true
-		} else if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
-			if f := strings.Fields(rest); len(f) == 2 {
-				types[f[0]] = f[1]
-			}
-		} else if line != "" {
+		switch fields := strings.Fields(line); {
+		case len(fields) >= 3 && fields[0] == "#" && fields[1] == "HELP":
+			help[fields[2]] = true
+		case len(fields) == 4 && fields[0] == "#" && fields[1] == "TYPE":
+			types[fields[2]] = fields[3]
+		case len(fields) > 0 && !strings.HasPrefix(line, "#"):
 			series = append(series, strings.FieldsFunc(line, func(r rune) bool { return r == '{' || r == ' ' })[0])
 		}
 	}

@@ -1,7 +1,6 @@
 package filesink
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/fastingest/fastingest/internal/promtext"
@@ -22,12 +21,12 @@ func (s *Sink) WriteMetrics(w io.Writer) {
 	promtext.Counter(w, "fastingest_file_segments_repaired_total",
 		"Segments found at startup with torn lines or NUL runs, which were cut.", st.SegmentsRepaired)
 	promtext.Counter(w, "fastingest_file_cut_bytes_total", "Bytes of torn lines and NUL runs cut from segments at startup.", st.CutBytes)
-	blocked := 0
+	blocked := uint64(0)
 	if s.retentionFull.Load() {
 		blocked = 1
 	}
-	fmt.Fprintf(w, "# HELP fastingest_file_retention_blocked 1 while RETAIN_BYTES is full of segments not yet shipped: new requests get 503.\n"+
-		"# TYPE fastingest_file_retention_blocked gauge\nfastingest_file_retention_blocked %d\n", blocked)
+	promtext.Gauge(w, "fastingest_file_retention_blocked",
+		"1 while RETAIN_BYTES is full of segments not yet shipped: new requests get 503.", blocked)
 	if m, ok := s.cfg.Shipper.(interface{ WriteMetrics(io.Writer) }); ok {
 		m.WriteMetrics(w)
 	}

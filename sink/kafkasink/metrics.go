@@ -1,7 +1,6 @@
 package kafkasink
 
 import (
-	"fmt"
 	"io"
 	"time"
 
@@ -35,7 +34,5 @@ func (s *Sink) WriteMetrics(w io.Writer) {
 		"Bytes (keys, values, headers, before compression) of the records not yet acknowledged; at most KAFKA_MAX_BUFFERED.",
 		uint64(max(bytes, 0)))
 	promtext.Gauge(w, "fastingest_kafka_ready", "1 while a broker answers, the topic exists and every partition has a leader; else 0.", ready)
-	fmt.Fprint(w, "# HELP fastingest_kafka_produce_latency_seconds Time from a record handed to the producer to its acknowledgement or failure.\n"+
-		"# TYPE fastingest_kafka_produce_latency_seconds histogram\n")
-	s.latency.WritePrometheus(w)
+	s.latency.WriteFamily(w, "Time from a record handed to the producer to its acknowledgement or failure.")
 }

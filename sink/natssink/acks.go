@@ -86,9 +86,8 @@ func (s *Sink) failPending(err error) {
 }
 
 var (
-	ackPrefix   = []byte(`{"stream":`)
-	ackSeq      = []byte(`"seq":`)
-	errorPrefix = []byte(`{"error":`)
+	ackPrefix = []byte(`{"stream":`)
+	ackSeq    = []byte(`"seq":`)
 )
 
 // ackError reads JetStream's answer to a publish: nil for an

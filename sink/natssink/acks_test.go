@@ -84,8 +84,8 @@ func TestLateAcknowledgementIsDropped(t *testing.T) {
 		t.Fatalf("a dropped acknowledgement completed the publish with %v", err)
 	default:
 	}
-	// The timeout's retry: published again, acknowledged as a
-	// duplicate, finished once.
+	// The timeout's retry: the first publish to reach the server (the
+	// one before was only registered), acknowledged, finished once.
 	s.publishFailed(e, errAckTimeout)
 	retriedAndFinished(t, finished)
 	select {

@@ -1,7 +1,6 @@
 package natssink
 
 import (
-	"fmt"
 	"io"
 	"time"
 
@@ -36,7 +35,5 @@ func (s *Sink) WriteMetrics(w io.Writer) {
 		uint64(len(s.slots)))
 	promtext.Gauge(w, "fastingest_nats_pending_capacity", "Most parcels the sink holds before Store waits.", uint64(cap(s.slots)))
 	promtext.Gauge(w, "fastingest_nats_ready", "1 while connected to NATS with the stream known to exist; else 0.", ready)
-	fmt.Fprint(w, "# HELP fastingest_nats_ack_latency_seconds Time from a message's (latest) publish to JetStream's acknowledgement.\n"+
-		"# TYPE fastingest_nats_ack_latency_seconds histogram\n")
-	s.ackLatency.WritePrometheus(w)
+	s.ackLatency.WriteFamily(w, "Time from a message's (latest) publish to JetStream's acknowledgement.")
 }

@@ -76,9 +76,8 @@ type Sink struct {
 
 	// inbox is the prefix of every publish's reply subject, ending in a
 	// dot; acks holds the publishes awaiting their acknowledgement there.
-	inbox  string
-	acks   pendingAcks
-	ackSub *nats.Subscription
+	inbox string
+	acks  pendingAcks
 
 	// slots holds a token per parcel the sink holds (cap MaxPending):
 	// Store blocks on it. inflight and retries have the same capacity,
@@ -181,10 +180,12 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	}
 	// Every acknowledgement comes to one subscription, which the client
 	// makes again after a reconnect. Its pending limit holds every
-	// acknowledgement the sink can be awaiting.
-	s.ackSub, err = s.nc.Subscribe(s.inbox+"*", s.onAck)
+	// acknowledgement the sink can be awaiting, twice over: late
+	// acknowledgements of publishes already timed out and retried come
+	// too.
+	sub, err := s.nc.Subscribe(s.inbox+"*", s.onAck)
 	if err == nil {
-		err = s.ackSub.SetPendingLimits(cfg.MaxPending*2, -1)
+		err = sub.SetPendingLimits(cfg.MaxPending*2, -1)
 	}
 	if err != nil {
 		s.nc.Close()

@@ -1,7 +1,6 @@
 package s3ship
 
 import (
-	"fmt"
 	"io"
 	"time"
 
@@ -24,9 +23,7 @@ func (s *Shipper) WriteMetrics(w io.Writer) {
 	promtext.GaugeFloat(w, "fastingest_s3_backlog_segments", "Closed segments not shipped yet.", float64(segs))
 	promtext.GaugeFloat(w, "fastingest_s3_backlog_bytes", "Bytes of the closed segments not shipped yet.", float64(bytes))
 	promtext.GaugeFloat(w, "fastingest_s3_backlog_oldest_age_seconds", "Time since the oldest segment not shipped yet was closed; 0 without a backlog.", age)
-	fmt.Fprint(w, "# HELP fastingest_s3_upload_duration_seconds Time to upload one segment to S3, compression included.\n"+
-		"# TYPE fastingest_s3_upload_duration_seconds histogram\n")
-	s.latency.WritePrometheus(w)
+	s.latency.WriteFamily(w, "Time to upload one segment to S3, compression included.")
 }
 
 // SummaryAttrs describes what the shipper did, for fastingest's shutdown
