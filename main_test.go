@@ -321,6 +321,19 @@ func postReference(t *testing.T, client *http.Client, addr string) {
 }
 
 // lastLine returns the last line of log, failing the test if there is none.
+// startupLine returns the line fastingest logs once it listens, failing
+// the test when there is none.
+func startupLine(t *testing.T, log []string) string {
+	t.Helper()
+	for _, line := range log {
+		if strings.Contains(line, `msg="fastingest listening"`) {
+			return line
+		}
+	}
+	t.Fatalf("no startup line in:\n%s", strings.Join(log, "\n"))
+	return ""
+}
+
 func lastLine(t *testing.T, log []string) string {
 	t.Helper()
 	if len(log) == 0 {
@@ -345,9 +358,8 @@ func TestServeAndDrainReferencePayload(t *testing.T) {
 }
 
 // TestShardsServeAndDrain: SHARDS=3 shows in the startup line, serves
-// requests spread over the shards, drains every shard at SIGTERM, and
-// accounts for every parcel; SHARDS=0 on this host shows the shards it
-// chose.
+// requests, drains every shard at SIGTERM, and accounts for every parcel;
+// SHARDS=0 on this host shows the shards it chose.
 func TestShardsServeAndDrain(t *testing.T) {
 	p := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "10s", "SHARDS": "3", "SINK": "sim"})
 	client := newClient(t)
@@ -359,10 +371,8 @@ func TestShardsServeAndDrain(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code = %d; want 0", code)
 	}
-	for _, line := range log {
-		if strings.Contains(line, `msg="fastingest listening"`) && logValue(line, "shards") != "3" {
-			t.Errorf("startup line shards=%q; want 3: %s", logValue(line, "shards"), line)
-		}
+	if line := startupLine(t, log); logValue(line, "shards") != "3" {
+		t.Errorf("startup line shards=%q; want 3: %s", logValue(line, "shards"), line)
 	}
 	wantContains(t, "last log line", lastLine(t, log),
 		`msg="shutdown complete"`, "accepted=108 completed=108", "failed=0", "not_completed=0", "requests_accepted=12")
@@ -370,11 +380,9 @@ func TestShardsServeAndDrain(t *testing.T) {
 	auto := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0"})
 	auto.waitReady(client)
 	_, log = auto.stop()
-	want := strconv.Itoa(min(ingest.DefaultShards(), ingest.DefaultMaxWorkers))
-	for _, line := range log {
-		if strings.Contains(line, `msg="fastingest listening"`) && logValue(line, "shards") != want {
-			t.Errorf("startup line with SHARDS=0: shards=%q; want %s: %s", logValue(line, "shards"), want, line)
-		}
+	want := strconv.Itoa(min(ingest.DefaultShards(), ingest.MaxShards, ingest.DefaultMaxQueue, ingest.DefaultMaxWorkers))
+	if line := startupLine(t, log); logValue(line, "shards") != want {
+		t.Errorf("startup line with SHARDS=0: shards=%q; want %s: %s", logValue(line, "shards"), want, line)
 	}
 }
 
@@ -594,12 +602,7 @@ func TestBuildInfoMetric(t *testing.T) {
 	p := startProcess(t, map[string]string{"ADDR": "127.0.0.1:0", "SINK": "null", "MAX_CONNS": "64"})
 	client := newClient(t)
 	addr := p.waitReady(client)
-	version := ""
-	for _, line := range p.log() {
-		if strings.Contains(line, `msg="fastingest listening"`) {
-			version = logValue(line, "version")
-		}
-	}
+	version := logValue(startupLine(t, p.log()), "version")
 	if version == "" {
 		t.Fatalf("startup line without version=: %s", strings.Join(p.log(), "\n"))
 	}

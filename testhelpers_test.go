@@ -1,10 +1,12 @@
 package main
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastingest/fastingest/internal/testutil"
 )
 
 // The end-to-end tests (build tag e2e) build the real binary once, run it on
@@ -27,19 +29,7 @@ func wantContains(t *testing.T, what, s string, want ...string) {
 }
 
 // numberedBatch is the reference-shaped body of request r of client c in
-// the load tests: 9 parcels whose ids, c<c>-r<r>-p<i>, say who sent them,
-// so that every acknowledged parcel can be looked for afterwards.
+// the load tests: 9 parcels whose ids, c<c>-r<r>-p<i>, say who sent them.
 func numberedBatch(c, r int) (ids []string, body string) {
-	ids = make([]string, 9)
-	var b strings.Builder
-	b.WriteString(`{"Data":[`)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("c%d-r%d-p%d", c, r, i)
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"id":%q,"time":"2017-01-01T00:00:01Z","data":"payload %d"}`, ids[i], i)
-	}
-	b.WriteString(`]}`)
-	return ids, b.String()
+	return testutil.NumberedBatch("c"+strconv.Itoa(c)+"-r"+strconv.Itoa(r), 9)
 }

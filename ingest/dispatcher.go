@@ -228,15 +228,11 @@ func share(total, n, i int) int {
 // again does nothing.
 func (d *Dispatcher) Start() {
 	d.startOnce.Do(func() {
-		// A goroutine per shard: the last shard's loop runs in the one
-		// that closes done once every shard has stopped.
 		var running sync.WaitGroup
-		last := len(d.shards) - 1
-		for _, sh := range d.shards[:last] {
+		for _, sh := range d.shards {
 			running.Go(sh.start)
 		}
 		go func() {
-			d.shards[last].start()
 			running.Wait()
 			close(d.done)
 		}()

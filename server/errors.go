@@ -70,10 +70,11 @@ func statusOf(err error) (int, *httpError) {
 			msg: "the body's " + strconv.Itoa(large.Bytes) + " bytes are more than the queue can ever hold (MAX_QUEUE_BYTES " +
 				strconv.FormatInt(large.MaxBytes, 10) + "); send smaller batches"}
 	case errors.As(err, &large):
-		limit := "MAX_QUEUE " + strconv.Itoa(large.MaxQueue)
+		limit := "MAX_QUEUE "
 		if large.Shards > 1 {
-			limit = "MAX_QUEUE / SHARDS: " + strconv.Itoa(large.MaxQueue)
+			limit = "MAX_QUEUE / SHARDS: "
 		}
+		limit += strconv.Itoa(large.MaxQueue)
 		return fasthttp.StatusRequestEntityTooLarge, &httpError{
 			msg: "the request has " + strconv.Itoa(large.Parcels) + " parcels, more than the queue can ever hold (" +
 				limit + "); send smaller batches"}

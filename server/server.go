@@ -210,10 +210,7 @@ func New(cfg Config, queue Queue) (*Server, error) {
 		ErrorHandler:  s.handleParseError,
 		ExpectHandler: s.expectContinue,
 		// The body is read by the handler, once the request is
-		// authorized and its bytes reserved (see ingest): until then
-		// a connection holds its read buffer and the one byte of the
-		// body fasthttp reads ahead (MaxRequestBodySize below),
-		// whatever Content-Length says.
+		// authorized and its bytes reserved (see ingest).
 		StreamRequestBody: true,
 		Name:              "fastingest",
 		// With StreamRequestBody this is only how much of the body

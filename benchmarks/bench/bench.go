@@ -119,9 +119,10 @@ func newBench(cfg config, root string) (*bench, error) {
 		return b, err
 	}
 	b.hz = clockTicks()
-	b.pin = machinePinning()
 	if cfg.unpinned {
 		b.pin = unpinnedPlan(runtime.NumCPU())
+	} else {
+		b.pin = machinePinning()
 	}
 	b.res.pinning, b.res.natsPinning = b.pin.text, b.pin.natsText
 	return b, nil

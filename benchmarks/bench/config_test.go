@@ -114,21 +114,13 @@ func TestParseConfigErrors(t *testing.T) {
 // TestPinSetting: PIN=off plans no taskset and no GOMAXPROCS for the
 // servers, and says so in the results; anything but on or off is refused.
 func TestPinSetting(t *testing.T) {
-	env := func(pin string) func(string) string {
-		return func(k string) string {
-			if k == "PIN" {
-				return pin
-			}
-			return ""
-		}
-	}
 	for pin, want := range map[string]bool{"": false, "on": false, "off": true} {
-		c, err := parseConfig(nil, env(pin))
+		c, err := parseConfig(nil, env(map[string]string{"PIN": pin}))
 		if err != nil || c.unpinned != want {
 			t.Errorf("PIN=%q: unpinned %v, err %v; want %v", pin, c.unpinned, err, want)
 		}
 	}
-	if _, err := parseConfig(nil, env("yes")); err == nil || !strings.Contains(err.Error(), "PIN wants on or off") {
+	if _, err := parseConfig(nil, env(map[string]string{"PIN": "yes"})); err == nil || !strings.Contains(err.Error(), "PIN wants on or off") {
 		t.Errorf("PIN=yes: err %v; want one naming on and off", err)
 	}
 	p := unpinnedPlan(2)

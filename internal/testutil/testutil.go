@@ -11,8 +11,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,4 +106,22 @@ func SelfSignedCert(t testing.TB) (der []byte, key *ecdsa.PrivateKey, pool *x509
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return der, key, pool
+}
+
+// NumberedBatch is the JSON body of n reference-shaped parcels whose ids,
+// prefix-p<i>, say who sent them, so that a load test can look for every
+// acknowledged parcel afterwards; ids are those ids, in order.
+func NumberedBatch(prefix string, n int) (ids []string, body string) {
+	ids = make([]string, n)
+	var b strings.Builder
+	b.WriteString(`{"Data":[`)
+	for i := range ids {
+		ids[i] = prefix + "-p" + strconv.Itoa(i)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":%q,"time":"2017-01-01T00:00:01Z","data":"payload %d"}`, ids[i], i)
+	}
+	b.WriteString(`]}`)
+	return ids, b.String()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/fastingest/fastingest/ingest"
+	"github.com/fastingest/fastingest/internal/testutil"
 	"github.com/fastingest/fastingest/server"
 )
 
@@ -115,22 +116,12 @@ func postLoad(client *fasthttp.Client, addr string, worker int, stop <-chan stru
 			return
 		default:
 		}
-		ids := make([]string, perRequest)
-		var body strings.Builder
-		body.WriteString(`{"Data":[`)
-		for i := range ids {
-			ids[i] = fmt.Sprintf("w%d-r%d-p%d", worker, n, i)
-			if i > 0 {
-				body.WriteByte(',')
-			}
-			fmt.Fprintf(&body, `{"id":"%s","time":"2017-01-01T00:00:01Z","data":"x"}`, ids[i])
-		}
-		body.WriteString(`]}`)
+		ids, body := testutil.NumberedBatch(fmt.Sprintf("w%d-r%d", worker, n), perRequest)
 		req.Reset()
 		req.SetRequestURI("http://" + addr + "/")
 		req.Header.SetMethod(fasthttp.MethodPost)
 		req.Header.SetContentType("application/json")
-		req.SetBodyString(body.String())
+		req.SetBodyString(body)
 		status := 0
 		if err := client.DoTimeout(req, resp, 15*time.Second); err == nil {
 			status = resp.StatusCode()

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,14 +38,22 @@ const bucket = "fastingest-test"
 type fakeS3 struct {
 	url     string
 	backend *s3mem.Backend
+	parts   atomic.Int64 // UploadPart requests served
 }
 
 func newFakeS3(t *testing.T, withBucket bool) *fakeS3 {
 	t.Helper()
 	backend := s3mem.New()
-	srv := httptest.NewServer(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
+	f := &fakeS3{backend: backend}
+	fake := gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") {
+			f.parts.Add(1)
+		}
+		fake.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	f := &fakeS3{url: srv.URL, backend: backend}
+	f.url = srv.URL
 	if withBucket {
 		f.createBucket(t)
 	}
@@ -296,6 +306,9 @@ func TestMultipartUpload(t *testing.T) {
 	want := "fastingest/dt=2026-12-04/hour=17/test-host/20261204T170000.000000000Z.ndjson"
 	if got, ok := objects[want]; !ok || !bytes.Equal(got, body.Bytes()) {
 		t.Fatalf("objects %v; want %s holding the %d bytes of the segment", keysOf(objects), want, body.Len())
+	}
+	if n := f.parts.Load(); n != 2 {
+		t.Errorf("%d parts uploaded; want 2 (a whole part and the rest)", n)
 	}
 	uploads, err := f.client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
 	if err != nil || len(uploads.Uploads) != 0 {
